@@ -1,0 +1,1 @@
+"""Benchmarks: seeded workloads and the ``rollbook bench`` commands (targets live here)."""

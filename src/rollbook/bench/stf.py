@@ -1,0 +1,154 @@
+"""``rollbook bench stf``: the STF's throughput on the standard workload, beside a peer.
+
+Method: record the seeded standard workload (see ``workload``), then time ``apply_batch`` over
+its batches on a fresh genesis state (one core, garbage collector as in production). Full
+semantics are on: margin checks for takers and makers, fees and rebates, events and receipts.
+The state digest is computed once at the end (reported, identical for identical seeds); the
+time a per-batch flat digest would add is measured separately, because the incremental Merkle
+commitment replaces it.
+
+The same operation stream is replayed on the pure-Python peer ``matching-engine`` in its own
+virtual environment (it needs Python >= 3.12), in the same run, and the ratio is reported.
+
+Memory: a separate child process rests ``resting_orders`` non-crossing orders from 1,000
+accounts and reports its peak RSS, so the figure is not polluted by the rest of the run.
+"""
+
+from __future__ import annotations
+
+import gc
+import json
+import resource
+import subprocess
+import sys
+import time
+from typing import Any
+
+from rollbook.bench.peers import run_matching_engine_peer
+from rollbook.bench.workload import (
+    MARKET_ID,
+    MID_PRICE_TICKS,
+    Workload,
+    account_address,
+    bench_venue_config,
+    record_standard_workload,
+    setup_batches,
+)
+from rollbook.commitment import state_digest
+from rollbook.execution import Batch, PlaceOrder, Side, apply_batch, genesis_state
+
+__all__ = ["measure_resting_memory", "run_stf_bench"]
+
+RESTING_ACCOUNTS = 1_000
+RESTING_BATCH_TXS = 10_000
+RESTING_PRICE_LEVELS = 50_000  # per side: within the 10% oracle band
+MEMORY_CHILD_TIMEOUT_S = 900
+KIB = 1024
+
+
+def _time_replay(workload: Workload) -> tuple[float, str, int, int]:
+    state = genesis_state(workload.config)
+    for batch in workload.setup:
+        apply_batch(state, batch)
+    fills = 0
+    started = time.perf_counter()
+    for batch in workload.batches:
+        for receipt in apply_batch(state, batch):
+            fills += sum(1 for event in receipt.events if type(event).__name__ == "Fill")
+    elapsed = time.perf_counter() - started
+    digest = state_digest(state).hex()
+    return elapsed, digest, fills, len(state.orders)
+
+
+def _time_digest(workload: Workload) -> float:
+    """Seconds one flat digest of the final state takes (x batches = per-batch cost)."""
+    state = genesis_state(workload.config)
+    for batch in (*workload.setup, *workload.batches):
+        apply_batch(state, batch)
+    started = time.perf_counter()
+    state_digest(state)
+    return time.perf_counter() - started
+
+
+def run_stf_bench(seed: int, ops: int, resting_orders: int, with_peer: bool,
+                  progress: Any = None) -> dict[str, Any]:
+    say = progress or (lambda message: None)
+    say(f"recording the standard workload: {ops:,} operations, seed {seed}")
+    workload = record_standard_workload(seed, ops)
+    say("replaying it through the STF (timed)")
+    gc.collect()
+    elapsed, digest, fills, resting_end = _time_replay(workload)
+    orders_per_s = workload.ops / elapsed
+    digest_s = _time_digest(workload)
+    result: dict[str, Any] = {
+        "bench": "stf",
+        "seed": seed,
+        "ops": workload.ops,
+        "batches": len(workload.batches),
+        "elapsed_s": round(elapsed, 4),
+        "orders_per_s": round(orders_per_s, 1),
+        "fills": fills,
+        "resting_orders_end": resting_end,
+        "digest": digest,
+        "flat_digest_ms_at_end": round(digest_s * 1000, 2),
+        "python": sys.version.split()[0],
+    }
+    if with_peer:
+        say("replaying the same stream on the peer matching-engine")
+        peer = run_matching_engine_peer(workload.peer_ops)
+        result["peers"] = [peer]
+        peer_rate = peer.get("orders_per_s")
+        if isinstance(peer_rate, (int, float)) and peer_rate > 0:
+            result["ratio_to_peer"] = round(orders_per_s / peer_rate, 3)
+    if resting_orders:
+        say(f"resting {resting_orders:,} orders in a child process for peak RSS")
+        result["memory"] = _memory_in_child(resting_orders)
+    return result
+
+
+def _memory_in_child(resting_orders: int) -> dict[str, Any]:
+    code = ("import json,sys; from rollbook.bench.stf import measure_resting_memory; "
+            f"print(json.dumps(measure_resting_memory({resting_orders})))")
+    completed = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                               timeout=MEMORY_CHILD_TIMEOUT_S, check=False)
+    if completed.returncode != 0:
+        return {"error": completed.stderr.strip()[-2000:]}
+    parsed: dict[str, Any] = json.loads(completed.stdout.strip().splitlines()[-1])
+    return parsed
+
+
+def measure_resting_memory(resting_orders: int) -> dict[str, Any]:
+    """Rest ``resting_orders`` orders (none cross) and report peak RSS of this process."""
+    config = bench_venue_config(open_orders_per_subaccount_max=resting_orders)
+    state = genesis_state(config)
+    setup = setup_batches(config, RESTING_ACCOUNTS)
+    for batch in setup:
+        apply_batch(state, batch)
+    baseline_kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    index = setup[-1].index + 1
+    clock = setup[-1].timestamp_ms
+    placed = 0
+    pending: list[PlaceOrder] = []
+    while placed < resting_orders:
+        is_buy = placed % 2 == 0
+        level = (placed // 2) % RESTING_PRICE_LEVELS + 1
+        price = MID_PRICE_TICKS - level if is_buy else MID_PRICE_TICKS + level
+        owner = account_address(placed % RESTING_ACCOUNTS)
+        pending.append(PlaceOrder(owner, 0, MARKET_ID, Side.BUY if is_buy else Side.SELL,
+                                  price, 1 + placed % 7))
+        placed += 1
+        if len(pending) == RESTING_BATCH_TXS or placed == resting_orders:
+            clock += 100
+            receipts = apply_batch(state, Batch(index, clock, bytes(32), tuple(pending)))
+            assert all(r.ok for r in receipts), next(r.message for r in receipts if not r.ok)
+            index += 1
+            pending = []
+    assert len(state.orders) == resting_orders
+    peak_kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return {
+        "resting_orders": resting_orders,
+        "peak_rss_mib": round(peak_kib / KIB, 1),
+        "baseline_rss_mib": round(baseline_kib / KIB, 1),
+        "bytes_per_resting_order": round((peak_kib - baseline_kib) * KIB / resting_orders, 1),
+        "under_1_gib": peak_kib < KIB * KIB,
+    }

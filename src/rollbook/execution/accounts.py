@@ -1,0 +1,147 @@
+"""Collateral transactions: deposit, withdraw, transfer, margin mode and isolated margin moves.
+
+- Deposits are L1-origin and credited strictly in deposit-id order, so each id is credited
+  exactly once and the state keeps one counter instead of an ever-growing set.
+- Withdrawals move collateral out of the venue into a pending-withdrawal record (claimed on
+  L1 against a finalised root in the settlement issue); they count in ``withdrawals_total``.
+- Withdrawals, transfers and moves out of a margin group must pass
+  ``margin.withdrawal_allowed`` (no unrealised profit leaves, a margin floor stays behind) and
+  are refused while the group waits in the liquidation queue.
+- Margin mode changes only when the market has no position and no open orders for the
+  subaccount; switching back to cross returns the isolated collateral.
+"""
+
+from __future__ import annotations
+
+from rollbook.execution.config import SUBACCOUNT_NUMBER_MAX
+from rollbook.execution.errors import ErrorCode, TxRejected
+from rollbook.execution.events import DepositCredited, TransferDone, WithdrawalQueued
+from rollbook.execution.margin import withdrawal_allowed
+from rollbook.execution.orders import require_subaccount
+from rollbook.execution.state import (
+    INSURANCE_OWNER,
+    MarginGroup,
+    PendingWithdrawal,
+    State,
+    Subaccount,
+)
+from rollbook.execution.txs import Deposit, MoveIsolatedMargin, SetMarginMode, Transfer, Withdraw
+
+__all__ = [
+    "deposit",
+    "move_isolated_margin",
+    "set_margin_mode",
+    "transfer",
+    "withdraw",
+]
+
+ADDRESS_BYTES = 20
+
+
+def _check_address(owner: bytes) -> None:
+    if len(owner) != ADDRESS_BYTES or owner == INSURANCE_OWNER:
+        raise TxRejected(ErrorCode.INVALID_ADDRESS)
+
+
+def _check_subaccount_number(number: int) -> None:
+    if not 0 <= number <= SUBACCOUNT_NUMBER_MAX:
+        raise TxRejected(ErrorCode.INVALID_SUBACCOUNT, f"{number}")
+
+
+def _check_amount(state: State, amount_quantums: int) -> None:
+    if not 0 < amount_quantums <= state.config.deposit_quantums_max:
+        raise TxRejected(ErrorCode.INVALID_AMOUNT, f"{amount_quantums}")
+
+
+def _open_subaccount(state: State, owner: bytes, number: int) -> Subaccount:
+    sub = state.subaccounts.get((owner, number))
+    if sub is None:
+        if len(state.subaccounts) >= state.config.subaccounts_max:
+            raise TxRejected(ErrorCode.ACCOUNTS_LIMIT)
+        sub = Subaccount(owner, number)
+        state.subaccounts[sub.key] = sub
+    return sub
+
+
+def _check_can_release(state: State, group: MarginGroup, amount_quantums: int) -> None:
+    if group.key in state.liquidation_queue:
+        raise TxRejected(ErrorCode.ACCOUNT_IN_LIQUIDATION)
+    if not withdrawal_allowed(state.markets, group, -amount_quantums,
+                              state.config.withdrawal_margin_floor_ppm):
+        raise TxRejected(ErrorCode.WITHDRAWAL_EXCEEDS_FREE_COLLATERAL)
+
+
+def deposit(state: State, tx: Deposit, events: list[object]) -> None:
+    if tx.deposit_id < state.next_deposit_id:
+        raise TxRejected(ErrorCode.DEPOSIT_ALREADY_CREDITED, f"deposit {tx.deposit_id}")
+    if tx.deposit_id > state.next_deposit_id:
+        raise TxRejected(ErrorCode.DEPOSIT_OUT_OF_ORDER,
+                         f"expected {state.next_deposit_id}, got {tx.deposit_id}")
+    _check_address(tx.owner)
+    _check_subaccount_number(tx.subaccount)
+    _check_amount(state, tx.amount_quantums)
+    sub = _open_subaccount(state, tx.owner, tx.subaccount)
+    sub.cross.collateral_quantums += tx.amount_quantums
+    state.deposits_quantums_total += tx.amount_quantums
+    state.next_deposit_id += 1
+    events.append(DepositCredited(tx.deposit_id, tx.owner, tx.subaccount, tx.amount_quantums))
+
+
+def withdraw(state: State, tx: Withdraw, events: list[object]) -> None:
+    sub = require_subaccount(state, tx.owner, tx.subaccount)
+    _check_amount(state, tx.amount_quantums)
+    _check_can_release(state, sub.cross, tx.amount_quantums)
+    sub.cross.collateral_quantums -= tx.amount_quantums
+    state.withdrawals_quantums_total += tx.amount_quantums
+    withdrawal_id = state.next_withdrawal_id
+    state.next_withdrawal_id += 1
+    state.pending_withdrawals[withdrawal_id] = PendingWithdrawal(
+        withdrawal_id, tx.owner, tx.subaccount, tx.amount_quantums, state.batch_index)
+    events.append(WithdrawalQueued(withdrawal_id, tx.owner, tx.subaccount, tx.amount_quantums))
+
+
+def transfer(state: State, tx: Transfer, events: list[object]) -> None:
+    sub = require_subaccount(state, tx.owner, tx.subaccount)
+    _check_address(tx.to_owner)
+    _check_subaccount_number(tx.to_subaccount)
+    if (tx.owner, tx.subaccount) == (tx.to_owner, tx.to_subaccount):
+        raise TxRejected(ErrorCode.TRANSFER_TO_SELF)
+    _check_amount(state, tx.amount_quantums)
+    _check_can_release(state, sub.cross, tx.amount_quantums)
+    destination = _open_subaccount(state, tx.to_owner, tx.to_subaccount)
+    sub.cross.collateral_quantums -= tx.amount_quantums
+    destination.cross.collateral_quantums += tx.amount_quantums
+    events.append(TransferDone(tx.owner, tx.subaccount, tx.to_owner, tx.to_subaccount,
+                               tx.amount_quantums))
+
+
+def set_margin_mode(state: State, tx: SetMarginMode, events: list[object]) -> None:
+    sub = require_subaccount(state, tx.owner, tx.subaccount)
+    if tx.market_id not in state.markets:
+        raise TxRejected(ErrorCode.UNKNOWN_MARKET, f"market {tx.market_id}")
+    group = sub.group_for(tx.market_id)
+    if tx.market_id in group.positions:  # a position or open orders exist
+        raise TxRejected(ErrorCode.MARGIN_MODE_BUSY)
+    currently_isolated = tx.market_id in sub.isolated
+    if tx.isolated == currently_isolated:
+        return
+    if tx.isolated:
+        sub.isolated[tx.market_id] = MarginGroup(sub, tx.market_id)
+        return
+    isolated = sub.isolated.pop(tx.market_id)
+    sub.cross.collateral_quantums += isolated.collateral_quantums
+
+
+def move_isolated_margin(state: State, tx: MoveIsolatedMargin, events: list[object]) -> None:
+    sub = require_subaccount(state, tx.owner, tx.subaccount)
+    isolated = sub.isolated.get(tx.market_id)
+    if isolated is None:
+        raise TxRejected(ErrorCode.NOT_ISOLATED, f"market {tx.market_id}")
+    amount = tx.amount_quantums
+    if amount == 0:
+        raise TxRejected(ErrorCode.INVALID_AMOUNT, "0")
+    _check_amount(state, abs(amount))
+    source, destination = (sub.cross, isolated) if amount > 0 else (isolated, sub.cross)
+    _check_can_release(state, source, abs(amount))
+    source.collateral_quantums -= abs(amount)
+    destination.collateral_quantums += abs(amount)

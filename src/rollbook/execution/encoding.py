@@ -1,0 +1,364 @@
+"""Canonical, versioned binary encoding of transactions, batches and state leaves.
+
+One encoding, one hash: every field has a fixed width and big-endian byte order, so a value has
+exactly one encoding and decoding is strict (wrong version, unknown tag, out-of-range field or
+trailing bytes are errors). Layouts are pinned by golden vectors in the tests.
+
+Transaction: ``version (u8) | tag (u8) | fields``. Addresses are 20 bytes; ids, prices and
+sizes are u64; amounts are u64 (signed i64 where they can be negative); oracle prices u128;
+signatures are 65 bytes, preceded by a u8 count.
+
+Batch: ``b"RBB" | version (u8) | index (u64) | timestamp_ms (u64) | previous_root (32) |
+count (u32) | count x (length (u32) | transaction)``.
+
+State leaves (for the digest now and the Merkle commitment later) are fixed-layout records with
+a one-byte kind; signed balances are 16-byte two's complement, so a leaf maps directly onto
+32-byte ABI words when the settlement contract needs to decode one.
+"""
+
+from __future__ import annotations
+
+import struct
+from collections.abc import Iterator
+
+from rollbook.execution.state import MarginGroup, State, Subaccount
+from rollbook.execution.txs import (
+    Batch,
+    CancelAll,
+    CancelOrder,
+    CancelOrderByClientId,
+    Deposit,
+    FundingTick,
+    ModifyOrder,
+    MoveIsolatedMargin,
+    OraclePrice,
+    OracleUpdate,
+    OrderType,
+    PlaceOrder,
+    ProcessLiquidations,
+    SelfTradePrevention,
+    SetMarginMode,
+    Side,
+    TimeInForce,
+    Transaction,
+    Transfer,
+    Withdraw,
+)
+
+__all__ = [
+    "ENCODING_VERSION",
+    "DecodeError",
+    "decode_batch",
+    "decode_transaction",
+    "encode_batch",
+    "encode_transaction",
+    "state_leaves",
+]
+
+ENCODING_VERSION = 1
+BATCH_MAGIC = b"RBB"
+TRANSACTIONS_PER_BATCH_MAX = 1 << 20
+TRANSACTION_BYTES_MAX = 4096
+SIGNATURE_BYTES = 65
+
+
+class DecodeError(ValueError):
+    """Bytes that are not a canonical encoding."""
+
+
+# tag -> (type, struct layout after version and tag)
+_TAG_DEPOSIT = 1
+_TAG_WITHDRAW = 2
+_TAG_TRANSFER = 3
+_TAG_PLACE = 4
+_TAG_CANCEL = 5
+_TAG_CANCEL_CLIENT = 6
+_TAG_CANCEL_ALL = 7
+_TAG_MODIFY = 8
+_TAG_ORACLE = 9
+_TAG_FUNDING = 10
+_TAG_LIQUIDATIONS = 11
+_TAG_MARGIN_MODE = 12
+_TAG_MOVE_MARGIN = 13
+
+_HEADER = struct.Struct(">BB")
+_DEPOSIT = struct.Struct(">Q20sHQ")
+_WITHDRAW = struct.Struct(">20sHQ")
+_TRANSFER = struct.Struct(">20sH20sHQ")
+_PLACE = struct.Struct(">20sHHBQQBB?QB")
+_CANCEL = struct.Struct(">20sHQ")
+_CANCEL_CLIENT = struct.Struct(">20sHQ")
+_CANCEL_ALL = struct.Struct(">20sHH")
+_MODIFY = struct.Struct(">20sHQQQ")
+_ORACLE_HEAD = struct.Struct(">QH")
+_ORACLE_PRICE = struct.Struct(">I16s")
+_MARGIN_MODE = struct.Struct(">20sHH?")
+_MOVE_MARGIN = struct.Struct(">20sHHq")
+_BATCH_HEAD = struct.Struct(">3sBQQ32sI")
+_LENGTH = struct.Struct(">I")
+
+
+def _head(tag: int) -> bytes:
+    return _HEADER.pack(ENCODING_VERSION, tag)
+
+
+def encode_transaction(tx: Transaction) -> bytes:
+    """The canonical bytes of ``tx``; raises ``struct.error``/``ValueError`` if out of range."""
+    if isinstance(tx, PlaceOrder):
+        return _head(_TAG_PLACE) + _PLACE.pack(
+            tx.owner, tx.subaccount, tx.market_id, tx.side, tx.price_ticks, tx.size_lots,
+            tx.order_type, tx.time_in_force, tx.reduce_only, tx.client_order_id, tx.self_trade)
+    if isinstance(tx, CancelOrder):
+        return _head(_TAG_CANCEL) + _CANCEL.pack(tx.owner, tx.subaccount, tx.order_id)
+    if isinstance(tx, ModifyOrder):
+        return _head(_TAG_MODIFY) + _MODIFY.pack(tx.owner, tx.subaccount, tx.order_id,
+                                                 tx.price_ticks, tx.size_lots)
+    if isinstance(tx, Deposit):
+        return _head(_TAG_DEPOSIT) + _DEPOSIT.pack(tx.deposit_id, tx.owner, tx.subaccount,
+                                                   tx.amount_quantums)
+    if isinstance(tx, Withdraw):
+        return _head(_TAG_WITHDRAW) + _WITHDRAW.pack(tx.owner, tx.subaccount, tx.amount_quantums)
+    if isinstance(tx, Transfer):
+        return _head(_TAG_TRANSFER) + _TRANSFER.pack(tx.owner, tx.subaccount, tx.to_owner,
+                                                     tx.to_subaccount, tx.amount_quantums)
+    if isinstance(tx, CancelOrderByClientId):
+        return _head(_TAG_CANCEL_CLIENT) + _CANCEL_CLIENT.pack(tx.owner, tx.subaccount,
+                                                               tx.client_order_id)
+    if isinstance(tx, CancelAll):
+        return _head(_TAG_CANCEL_ALL) + _CANCEL_ALL.pack(tx.owner, tx.subaccount, tx.market_id)
+    if isinstance(tx, OracleUpdate):
+        return _encode_oracle(tx)
+    if isinstance(tx, FundingTick):
+        return _head(_TAG_FUNDING)
+    if isinstance(tx, ProcessLiquidations):
+        return _head(_TAG_LIQUIDATIONS)
+    if isinstance(tx, SetMarginMode):
+        return _head(_TAG_MARGIN_MODE) + _MARGIN_MODE.pack(tx.owner, tx.subaccount,
+                                                           tx.market_id, tx.isolated)
+    if isinstance(tx, MoveIsolatedMargin):
+        return _head(_TAG_MOVE_MARGIN) + _MOVE_MARGIN.pack(tx.owner, tx.subaccount,
+                                                           tx.market_id, tx.amount_quantums)
+    raise ValueError(f"not a transaction: {type(tx).__name__}")
+
+
+def _encode_oracle(tx: OracleUpdate) -> bytes:
+    if len(tx.signatures) > 255 or any(len(s) != SIGNATURE_BYTES for s in tx.signatures):
+        raise ValueError("oracle signatures must be 65 bytes, at most 255 of them")
+    parts = [_head(_TAG_ORACLE), _ORACLE_HEAD.pack(tx.timestamp_ms, len(tx.prices))]
+    parts.extend(_ORACLE_PRICE.pack(p.index_id, p.price_quantums.to_bytes(16, "big"))
+                 for p in tx.prices)
+    parts.append(bytes([len(tx.signatures)]))
+    parts.extend(tx.signatures)
+    return b"".join(parts)
+
+
+def _unpack(layout: struct.Struct, data: bytes) -> tuple[object, ...]:
+    if len(data) != _HEADER.size + layout.size:
+        raise DecodeError(f"expected {_HEADER.size + layout.size} bytes, got {len(data)}")
+    return layout.unpack_from(data, _HEADER.size)
+
+
+def _enum(kind: type[Side] | type[OrderType] | type[TimeInForce] | type[SelfTradePrevention],
+          value: object) -> int:
+    try:
+        return kind(value)
+    except ValueError as error:
+        raise DecodeError(f"invalid {kind.__name__}: {value}") from error
+
+
+def _bool(value: object) -> bool:
+    assert isinstance(value, bool)
+    return value
+
+
+def decode_transaction(data: bytes) -> Transaction:
+    if len(data) < _HEADER.size or len(data) > TRANSACTION_BYTES_MAX:
+        raise DecodeError("transaction length out of range")
+    version, tag = _HEADER.unpack_from(data)
+    if version != ENCODING_VERSION:
+        raise DecodeError(f"unsupported encoding version {version}")
+    try:
+        return _decode_body(tag, data)
+    except struct.error as error:
+        raise DecodeError(str(error)) from error
+
+
+def _decode_body(tag: int, data: bytes) -> Transaction:  # noqa: PLR0911 - one branch per tag
+    if tag == _TAG_PLACE:
+        (owner, sub, market, side, price, size, order_type, tif, reduce_only, cid,
+         stp) = _unpack(_PLACE, data)
+        return PlaceOrder(owner, sub, market, Side(_enum(Side, side)), price, size,  # type: ignore[arg-type]
+                          OrderType(_enum(OrderType, order_type)),
+                          TimeInForce(_enum(TimeInForce, tif)), _bool(reduce_only), cid,  # type: ignore[arg-type]
+                          SelfTradePrevention(_enum(SelfTradePrevention, stp)))
+    if tag == _TAG_CANCEL:
+        return CancelOrder(*_unpack(_CANCEL, data))  # type: ignore[arg-type]
+    if tag == _TAG_MODIFY:
+        return ModifyOrder(*_unpack(_MODIFY, data))  # type: ignore[arg-type]
+    if tag == _TAG_DEPOSIT:
+        return Deposit(*_unpack(_DEPOSIT, data))  # type: ignore[arg-type]
+    if tag == _TAG_WITHDRAW:
+        return Withdraw(*_unpack(_WITHDRAW, data))  # type: ignore[arg-type]
+    if tag == _TAG_TRANSFER:
+        return Transfer(*_unpack(_TRANSFER, data))  # type: ignore[arg-type]
+    if tag == _TAG_CANCEL_CLIENT:
+        return CancelOrderByClientId(*_unpack(_CANCEL_CLIENT, data))  # type: ignore[arg-type]
+    if tag == _TAG_CANCEL_ALL:
+        return CancelAll(*_unpack(_CANCEL_ALL, data))  # type: ignore[arg-type]
+    if tag == _TAG_ORACLE:
+        return _decode_oracle(data)
+    if tag == _TAG_FUNDING:
+        _expect_length(data, _HEADER.size)
+        return FundingTick()
+    if tag == _TAG_LIQUIDATIONS:
+        _expect_length(data, _HEADER.size)
+        return ProcessLiquidations()
+    if tag == _TAG_MARGIN_MODE:
+        owner, sub, market, isolated = _unpack(_MARGIN_MODE, data)
+        return SetMarginMode(owner, sub, market, _bool(isolated))  # type: ignore[arg-type]
+    if tag == _TAG_MOVE_MARGIN:
+        return MoveIsolatedMargin(*_unpack(_MOVE_MARGIN, data))  # type: ignore[arg-type]
+    raise DecodeError(f"unknown transaction tag {tag}")
+
+
+def _expect_length(data: bytes, length: int) -> None:
+    if len(data) != length:
+        raise DecodeError(f"expected {length} bytes, got {len(data)}")
+
+
+def _decode_oracle(data: bytes) -> OracleUpdate:
+    offset = _HEADER.size
+    timestamp_ms, count = _ORACLE_HEAD.unpack_from(data, offset)
+    offset += _ORACLE_HEAD.size
+    prices = []
+    for _ in range(count):
+        index_id, raw_price = _ORACLE_PRICE.unpack_from(data, offset)
+        offset += _ORACLE_PRICE.size
+        prices.append(OraclePrice(index_id, int.from_bytes(raw_price, "big")))
+    if offset >= len(data):
+        raise DecodeError("missing signature count")
+    signature_count = data[offset]
+    offset += 1
+    signatures = []
+    for _ in range(signature_count):
+        signature = data[offset:offset + SIGNATURE_BYTES]
+        if len(signature) != SIGNATURE_BYTES:
+            raise DecodeError("truncated signature")
+        signatures.append(signature)
+        offset += SIGNATURE_BYTES
+    _expect_length(data, offset)
+    return OracleUpdate(timestamp_ms, tuple(prices), tuple(signatures))
+
+
+def encode_batch(batch: Batch) -> bytes:
+    if len(batch.previous_root) != 32:
+        raise ValueError("previous root must be 32 bytes")
+    parts = [_BATCH_HEAD.pack(BATCH_MAGIC, ENCODING_VERSION, batch.index, batch.timestamp_ms,
+                              batch.previous_root, len(batch.transactions))]
+    for tx in batch.transactions:
+        encoded = encode_transaction(tx)
+        parts.append(_LENGTH.pack(len(encoded)))
+        parts.append(encoded)
+    return b"".join(parts)
+
+
+def decode_batch(data: bytes) -> Batch:
+    if len(data) < _BATCH_HEAD.size:
+        raise DecodeError("batch header truncated")
+    magic, version, index, timestamp_ms, previous_root, count = _BATCH_HEAD.unpack_from(data)
+    if magic != BATCH_MAGIC or version != ENCODING_VERSION:
+        raise DecodeError("not a rollbook batch of a supported version")
+    if count > TRANSACTIONS_PER_BATCH_MAX:
+        raise DecodeError("too many transactions")
+    offset = _BATCH_HEAD.size
+    transactions = []
+    for _ in range(count):
+        if offset + _LENGTH.size > len(data):
+            raise DecodeError("batch truncated")
+        (length,) = _LENGTH.unpack_from(data, offset)
+        offset += _LENGTH.size
+        if offset + length > len(data):
+            raise DecodeError("batch truncated")
+        transactions.append(decode_transaction(data[offset:offset + length]))
+        offset += length
+    if offset != len(data):
+        raise DecodeError("trailing bytes after the last transaction")
+    return Batch(index, timestamp_ms, previous_root, tuple(transactions))
+
+
+# --- state leaves ---------------------------------------------------------------------------
+
+LEAF_GLOBALS = 1
+LEAF_INDEX_PRICE = 2
+LEAF_MARKET = 3
+LEAF_GROUP = 4
+LEAF_POSITION = 5
+LEAF_ORDER = 6
+LEAF_WITHDRAWAL = 7
+LEAF_LIQUIDATION_QUEUE = 8
+
+_I128 = 16
+
+
+def _i128(value: int) -> bytes:
+    return value.to_bytes(_I128, "big", signed=True)
+
+
+_GLOBALS = struct.Struct(">BBQQQ16sQQQQQ")
+_INDEX_PRICE = struct.Struct(">BI16s")
+_MARKET = struct.Struct(">BHQ16sQQqq16s")
+_GROUP = struct.Struct(">B20sHH16s")
+_POSITION = struct.Struct(">B20sHHH16s16sQQ")
+_ORDER = struct.Struct(">BQH20sH?QQQ?B")
+_WITHDRAWAL = struct.Struct(">BQ20sHQQ")
+_QUEUE_ENTRY = struct.Struct(">BI20sHH")
+
+
+def state_leaves(state: State) -> Iterator[bytes]:
+    """Every leaf of the state, in canonical order (globals, prices, markets, accounts, books,
+    withdrawals, liquidation queue)."""
+    yield _GLOBALS.pack(LEAF_GLOBALS, ENCODING_VERSION, state.batch_index, state.timestamp_ms,
+                        state.oracle_timestamp_ms, _i128(state.fee_pool_quantums),
+                        state.deposits_quantums_total, state.withdrawals_quantums_total,
+                        state.next_deposit_id, state.next_order_id, state.next_withdrawal_id)
+    for index_id in sorted(state.index_prices):
+        yield _INDEX_PRICE.pack(LEAF_INDEX_PRICE, index_id,
+                                state.index_prices[index_id].to_bytes(16, "big"))
+    for market_id in sorted(state.markets):
+        market = state.markets[market_id]
+        yield _MARKET.pack(LEAF_MARKET, market_id, market.open_interest_lots,
+                           _i128(market.premium_sum_ppm), market.premium_sample_count,
+                           market.last_sample_ms, market.last_funding_ms,
+                           market.cumulative_funding_ppm, _i128(market.index_price_quantums))
+    for key in sorted(state.subaccounts):
+        yield from _subaccount_leaves(state.subaccounts[key])
+    for market_id in sorted(state.markets):
+        book = state.markets[market_id].book
+        for is_buy in (True, False):
+            for order in book.iter_orders(is_buy):
+                yield _ORDER.pack(LEAF_ORDER, order.order_id, market_id, order.subaccount.owner,
+                                  order.subaccount.number, order.is_buy, order.price_ticks,
+                                  order.size_lots, order.client_order_id, order.post_only,
+                                  order.self_trade)
+    for withdrawal_id in sorted(state.pending_withdrawals):
+        w = state.pending_withdrawals[withdrawal_id]
+        yield _WITHDRAWAL.pack(LEAF_WITHDRAWAL, w.withdrawal_id, w.owner, w.subaccount,
+                               w.amount_quantums, w.batch_index)
+    for position_in_queue, (owner, number, group_market) in enumerate(state.liquidation_queue):
+        yield _QUEUE_ENTRY.pack(LEAF_LIQUIDATION_QUEUE, position_in_queue, owner, number,
+                                group_market)
+
+
+def _subaccount_leaves(sub: Subaccount) -> Iterator[bytes]:
+    for group in sub.groups():
+        yield from _group_leaves(sub, group)
+
+
+def _group_leaves(sub: Subaccount, group: MarginGroup) -> Iterator[bytes]:
+    yield _GROUP.pack(LEAF_GROUP, sub.owner, sub.number, group.isolated_market_id,
+                      _i128(group.collateral_quantums))
+    for market_id in sorted(group.positions):
+        p = group.positions[market_id]
+        yield _POSITION.pack(LEAF_POSITION, sub.owner, sub.number, group.isolated_market_id,
+                             market_id, _i128(p.size_lots), _i128(p.entry_notional_quantums),
+                             p.open_bid_lots, p.open_ask_lots)

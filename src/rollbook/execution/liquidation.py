@@ -1,0 +1,237 @@
+"""Liquidation: book first, then the insurance-fund backstop, then auto-deleveraging.
+
+Trigger: after every transaction that moves prices or balances outside trading (oracle
+updates, funding payments), each group holding a position in an affected market is checked,
+and those with equity < maintenance requirement join the liquidation queue in key order. The
+queue is worked through, at most ``liquidations_per_tx_max`` groups per transaction, at the end
+of those transactions and by ``ProcessLiquidations`` heartbeats. A queued group can place no
+risk-increasing order (it fails initial margin) and can move no collateral out.
+
+For one group, in order, stopping as soon as equity >= maintenance:
+1. cancel its open orders in the group's markets (releases reserved margin);
+2. per position (by market id), close ``liquidation_step_ppm`` of it at a time through the
+   book, never beyond the bankruptcy price (the price at which closing the whole remaining
+   position leaves equity at zero), paying a penalty of ``liquidation_penalty_ppm`` of the
+   notional to the insurance fund, capped at the equity left, so the penalty never creates debt;
+3. whatever the book cannot absorb within that bound is taken over by the insurance fund at
+   the bankruptcy price (the group's equity goes to zero; a deficit is paid by the fund), if
+   the fund stays above its own maintenance margin and under ``backstop_notional_quantums_max``
+   (the JELLY lesson: cap the backstop's exposure);
+4. otherwise the position is auto-deleveraged against opposite positions ranked by profit x
+   leverage (then by key): they take it at the bankruptcy price, so they, not flat accounts,
+   absorb the deficit. Counterparties pushed below maintenance are queued in turn.
+
+Money is conserved at every step: the book path is ordinary fills, the backstop and ADL move
+exactly the quote amount that one side pays and the other receives.
+"""
+
+from __future__ import annotations
+
+from rollbook.execution.events import CancelReason, Liquidated, PositionDeleveraged
+from rollbook.execution.margin import GroupRisk, group_risk, position_value_quantums
+from rollbook.execution.matching import apply_plan, plan_match
+from rollbook.execution.orders import cancel_orders_of_group_markets
+from rollbook.execution.positions import (
+    ensure_position,
+    release_position_if_empty,
+    settle_trade_side,
+)
+from rollbook.execution.state import GroupKey, MarginGroup, MarketState, Position, State
+from rollbook.execution.txs import SelfTradePrevention
+from rollbook.execution.units import PPM, div_ceil, div_floor, div_trunc, mul_div_ceil
+
+__all__ = ["enqueue_underwater_groups", "process_liquidation_queue"]
+
+LIQUIDATION_STEPS_PER_POSITION_MAX = 64
+
+
+def _below_maintenance(risk: GroupRisk) -> bool:
+    return risk.equity_quantums < risk.maintenance_quantums
+
+
+def enqueue_underwater_groups(state: State, market_ids: list[int]) -> None:
+    """Queue every group holding a position in ``market_ids`` that is below maintenance."""
+    candidates: dict[GroupKey, MarginGroup] = {}
+    for market_id in market_ids:
+        for key, position in state.markets[market_id].holders.items():
+            candidates[key] = position.group
+    _enqueue_if_underwater(state, candidates)
+
+
+def _enqueue_if_underwater(state: State, candidates: dict[GroupKey, MarginGroup]) -> None:
+    queue = state.liquidation_queue
+    for key in sorted(candidates):
+        if key not in queue and _below_maintenance(group_risk(state.markets, candidates[key])):
+            queue[key] = None
+
+
+def process_liquidation_queue(state: State, events: list[object]) -> int:
+    """Liquidate queued groups in FIFO order, at most ``liquidations_per_tx_max``."""
+    processed = 0
+    queue = state.liquidation_queue
+    while queue and processed < state.config.liquidations_per_tx_max:
+        key = next(iter(queue))
+        del queue[key]
+        group = state.group_by_key(key)
+        if group is not None:
+            _liquidate_group(state, group, events)
+        processed += 1
+    return processed
+
+
+def _liquidate_group(state: State, group: MarginGroup, events: list[object]) -> None:
+    markets = state.markets
+    if not _below_maintenance(group_risk(markets, group)):
+        return
+    market_ids = set(group.positions)
+    cancel_orders_of_group_markets(state, group.subaccount, market_ids, CancelReason.LIQUIDATION,
+                                   events)
+    for market_id in sorted(group.positions):
+        if not _below_maintenance(group_risk(markets, group)):
+            return
+        position = group.positions.get(market_id)
+        if position is None or position.size_lots == 0:
+            continue
+        _liquidate_position(state, group, position, markets[market_id], events)
+    assert group_risk(markets, group).equity_quantums >= 0 or group.has_exposure()
+
+
+def _liquidate_position(state: State, group: MarginGroup, position: Position,
+                        market: MarketState, events: list[object]) -> None:
+    sub = group.subaccount
+    size_start = position.size_lots
+    book_lots, penalty = _close_through_book(state, group, position, market, events)
+    backstop_lots = 0
+    adl_lots = 0
+    if position.size_lots != 0 and _below_maintenance(group_risk(state.markets, group)):
+        remaining = abs(position.size_lots)
+        if _backstop(state, group, position, market):
+            backstop_lots = remaining
+        else:
+            adl_lots = remaining
+            _deleverage(state, group, position, market, events)
+    release_position_if_empty(position)
+    assert book_lots + backstop_lots + adl_lots <= abs(size_start)
+    events.append(Liquidated(sub.owner, sub.number, market.config.market_id, book_lots,
+                             backstop_lots, adl_lots, penalty))
+
+
+def bankruptcy_price_ticks(market: MarketState, equity_quantums: int,
+                           size_lots: int) -> int | None:
+    """The worst price at which closing ``size_lots`` leaves the group's equity >= 0."""
+    value = position_value_quantums(size_lots, market.index_price_quantums,
+                                    market.config.lot_size_nanounits)
+    per_tick = abs(size_lots) * market.quantums_per_lot_tick
+    if size_lots > 0:  # selling: need size x price >= value - equity
+        return max(1, div_ceil(value - equity_quantums, per_tick))
+    bound = div_floor(equity_quantums - value, per_tick)  # buying back: size x price <= eq - v
+    return bound if bound >= 1 else None
+
+
+def _close_through_book(state: State, group: MarginGroup, position: Position,
+                        market: MarketState, events: list[object]) -> tuple[int, int]:
+    markets = state.markets
+    market_id = market.config.market_id
+    step_lots = max(1, mul_div_ceil(abs(position.size_lots), state.config.liquidation_step_ppm,
+                                    PPM))
+    closed = 0
+    penalty_total = 0
+    for _ in range(LIQUIDATION_STEPS_PER_POSITION_MAX):
+        risk = group_risk(markets, group)
+        size = position.size_lots
+        if size == 0 or not _below_maintenance(risk):
+            break
+        bound = bankruptcy_price_ticks(market, risk.equity_quantums, size)
+        if bound is None:
+            break
+        chunk = min(step_lots, abs(size))
+        is_buy = size < 0
+        plan = plan_match(state, market, group, group.subaccount.owner, is_buy, bound, chunk,
+                          SelfTradePrevention.EXPIRE_MAKER,
+                          market.config.liquidation_penalty_ppm, True)
+        if plan.filled_lots == 0:
+            if plan.steps:  # expired makers only: apply, then try again
+                apply_plan(state, market, plan, position, is_buy, 0, True, 0, events)
+                continue
+            break
+        d_size = plan.filled_lots if is_buy else -plan.filled_lots
+        after = group_risk(markets, group, market_id, d_size, 0, 0, -plan.quote_quantums)
+        cap = max(0, after.equity_quantums)
+        penalty_total += apply_plan(state, market, plan, position, is_buy, 0, True, cap, events)
+        closed += plan.filled_lots
+        if plan.filled_lots < chunk:
+            break
+    return closed, penalty_total
+
+
+def _backstop(state: State, group: MarginGroup, position: Position,
+              market: MarketState) -> bool:
+    """The insurance fund takes the position at the bankruptcy price, if it can carry it."""
+    insurance = state.insurance.cross
+    if group is insurance:
+        return False
+    markets = state.markets
+    market_id = market.config.market_id
+    size = position.size_lots
+    value = position_value_quantums(size, market.index_price_quantums,
+                                    market.config.lot_size_nanounits)
+    equity = group_risk(markets, group).equity_quantums
+    quote = value - equity  # what the fund pays so that the group is left with exactly zero
+    after = group_risk(markets, insurance, market_id, size, 0, 0, -quote)
+    held = insurance.positions.get(market_id)
+    held_lots = size + (0 if held is None else held.size_lots)
+    notional = abs(position_value_quantums(held_lots, market.index_price_quantums,
+                                           market.config.lot_size_nanounits))
+    if (after.equity_quantums < after.maintenance_quantums or after.equity_quantums < 0
+            or notional > state.config.backstop_notional_quantums_max):
+        return False
+    settle_trade_side(market, position, -size, -quote, 0)
+    settle_trade_side(market, ensure_position(insurance, market_id), size, quote, 0)
+    return True
+
+
+def _adl_rank_key(state: State, position: Position) -> int:
+    """Profit ratio x leverage, scaled to an integer (higher is deleveraged first)."""
+    market = state.markets[position.market_id]
+    value = position_value_quantums(position.size_lots, market.index_price_quantums,
+                                    market.config.lot_size_nanounits)
+    profit = value - position.entry_notional_quantums
+    equity = group_risk(state.markets, position.group).equity_quantums
+    return div_floor(profit * abs(value) * PPM,
+                     max(1, abs(position.entry_notional_quantums)) * max(1, equity))
+
+
+def _deleverage(state: State, group: MarginGroup, position: Position, market: MarketState,
+                events: list[object]) -> None:
+    size = position.size_lots
+    value = position_value_quantums(size, market.index_price_quantums,
+                                    market.config.lot_size_nanounits)
+    equity = group_risk(state.markets, group).equity_quantums
+    quote_total = value - min(equity, 0)  # a deficit is carried by the counterparties
+    counterparties = sorted(
+        ((-_adl_rank_key(state, p), key, p) for key, p in market.holders.items()
+         if p.group is not group and (p.size_lots > 0) != (size > 0)),
+        key=lambda item: (item[0], item[1]))
+    remaining = abs(size)
+    quote_allocated = 0
+    touched: dict[GroupKey, MarginGroup] = {}
+    for _, key, counterparty in counterparties:
+        if remaining == 0:
+            break
+        take = min(remaining, abs(counterparty.size_lots))
+        if take == remaining:
+            quote = quote_total - quote_allocated
+        else:
+            quote = div_trunc(quote_total * take, abs(size))
+        lots_signed = take if size > 0 else -take  # what the counterparty buys
+        settle_trade_side(market, position, -lots_signed, -quote, 0)
+        settle_trade_side(market, counterparty, lots_signed, quote, 0)
+        release_position_if_empty(counterparty)
+        cp_sub = counterparty.group.subaccount
+        events.append(PositionDeleveraged(market.config.market_id, cp_sub.owner, cp_sub.number,
+                                          lots_signed, -quote))
+        touched[key] = counterparty.group
+        remaining -= take
+        quote_allocated += quote
+    assert remaining == 0, "long and short open interest are equal, so ADL always completes"
+    _enqueue_if_underwater(state, touched)

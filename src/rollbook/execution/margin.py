@@ -1,0 +1,159 @@
+"""Margin math: pure functions from a margin group (plus hypothetical changes) to its risk.
+
+Definitions (all in quantums, integers):
+- position value = floor(size_lots x index price x lot size): signed; floor favours the venue
+  for both longs (valued lower) and shorts (liability valued higher);
+- equity = collateral + sum of position values (funding is paid eagerly into collateral, so
+  equity already includes it);
+- maintenance requirement = progressive tiered fraction of |position| notional (rounded up);
+- initial requirement = the same with initial fractions, on the worst case of all open orders
+  filling: max(|size + open bids|, |size - open asks|), so every resting order reserves margin.
+
+Acceptance rule for a trade or order (``change_acceptable``), after StarkEx's perpetual rule:
+the group afterwards meets its initial requirement; or nothing got worse (requirements not up,
+equity not down); or its risk (maintenance requirement) strictly fell and its equity/risk ratio
+did not fall, and a group left without risk is not left with negative equity.
+
+Withdrawals and transfers (``withdrawal_allowed``) use equity with unrealised profit removed
+(the Mango lesson: paper profit is not cash) and must leave max(initial requirement,
+``withdrawal_margin_floor_ppm`` x notional) behind (the lesson of the 2025 whale who withdrew
+profit and then let a thin position be liquidated).
+
+Known limit: the mark price is the signed oracle index; a premium-adjusted mark price comes with
+the node's feeds.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+from rollbook.execution.config import MarginTier
+from rollbook.execution.state import MarginGroup, MarketState
+from rollbook.execution.units import NANOUNITS_PER_UNIT, PPM, div_ceil, div_floor
+
+__all__ = [
+    "GroupRisk",
+    "change_acceptable",
+    "group_risk",
+    "notional_quantums",
+    "position_value_quantums",
+    "tiered_requirement_quantums",
+    "withdrawal_allowed",
+]
+
+
+class GroupRisk(NamedTuple):
+    equity_quantums: int
+    initial_quantums: int
+    maintenance_quantums: int
+
+
+def position_value_quantums(size_lots: int, index_price_quantums: int,
+                            lot_size_nanounits: int) -> int:
+    """Signed mark-to-oracle value of a position, rounded down (venue-favourable)."""
+    return div_floor(size_lots * index_price_quantums * lot_size_nanounits, NANOUNITS_PER_UNIT)
+
+
+def notional_quantums(size_lots_abs: int, index_price_quantums: int,
+                      lot_size_nanounits: int) -> int:
+    """Unsigned notional used for requirements, rounded up (venue-favourable)."""
+    assert size_lots_abs >= 0
+    return div_ceil(size_lots_abs * index_price_quantums * lot_size_nanounits, NANOUNITS_PER_UNIT)
+
+
+def tiered_requirement_quantums(notional: int, tiers: tuple[MarginTier, ...],
+                                initial: bool) -> int:
+    """Progressive requirement: each tier's fraction applies to the notional inside it."""
+    first = tiers[0]
+    if notional <= first.notional_quantums_max:  # the common case, one multiplication
+        return div_ceil(notional * (first.initial_ppm if initial else first.maintenance_ppm), PPM)
+    weighted_ppm_quantums = 0
+    lower = 0
+    for tier in tiers:
+        if notional <= lower:
+            break
+        portion = min(notional, tier.notional_quantums_max) - lower
+        weighted_ppm_quantums += portion * (tier.initial_ppm if initial else tier.maintenance_ppm)
+        lower = tier.notional_quantums_max
+    return div_ceil(weighted_ppm_quantums, PPM)
+
+
+def group_risk(markets: dict[int, MarketState], group: MarginGroup, market_id: int = 0,
+               d_size_lots: int = 0, d_bid_lots: int = 0, d_ask_lots: int = 0,
+               d_collateral_quantums: int = 0) -> GroupRisk:
+    """Risk of ``group`` after hypothetical changes in one market (no state is touched)."""
+    equity = group.collateral_quantums + d_collateral_quantums
+    initial = 0
+    maintenance = 0
+    adjusted = market_id == 0
+    for position_market_id, position in group.positions.items():
+        size = position.size_lots
+        bids = position.open_bid_lots
+        asks = position.open_ask_lots
+        if position_market_id == market_id:
+            size += d_size_lots
+            bids += d_bid_lots
+            asks += d_ask_lots
+            adjusted = True
+        e, i, m = _position_risk(markets[position_market_id], size, bids, asks)
+        equity += e
+        initial += i
+        maintenance += m
+    if not adjusted:
+        e, i, m = _position_risk(markets[market_id], d_size_lots, d_bid_lots, d_ask_lots)
+        equity += e
+        initial += i
+        maintenance += m
+    return GroupRisk(equity, initial, maintenance)
+
+
+def _position_risk(market: MarketState, size_lots: int, bid_lots: int,
+                   ask_lots: int) -> tuple[int, int, int]:
+    assert bid_lots >= 0 and ask_lots >= 0, "open order lots cannot be negative"
+    price = market.index_price_quantums
+    config = market.config
+    lot = config.lot_size_nanounits
+    value = position_value_quantums(size_lots, price, lot)
+    worst_lots = max(abs(size_lots + bid_lots), abs(size_lots - ask_lots))
+    initial = tiered_requirement_quantums(notional_quantums(worst_lots, price, lot),
+                                          config.margin_tiers, True)
+    maintenance = tiered_requirement_quantums(notional_quantums(abs(size_lots), price, lot),
+                                              config.margin_tiers, False)
+    return value, initial, maintenance
+
+
+def change_acceptable(before: GroupRisk, after: GroupRisk) -> bool:
+    """The venue's rule for accepting a fill, an order or a margin move (see module doc)."""
+    if after.equity_quantums >= after.initial_quantums:
+        return True
+    if (after.initial_quantums <= before.initial_quantums
+            and after.maintenance_quantums <= before.maintenance_quantums
+            and after.equity_quantums >= before.equity_quantums):
+        return True
+    if after.maintenance_quantums >= before.maintenance_quantums:
+        return False
+    if after.maintenance_quantums == 0:
+        return after.equity_quantums >= 0
+    # equity/risk must not fall: cross-multiplied, both risks are positive here
+    return (after.equity_quantums * before.maintenance_quantums
+            >= before.equity_quantums * after.maintenance_quantums)
+
+
+def withdrawal_allowed(markets: dict[int, MarketState], group: MarginGroup,
+                       d_collateral_quantums: int, floor_ppm: int) -> bool:
+    """May ``group`` lose ``-d_collateral_quantums`` of collateral (withdraw/transfer/move)?"""
+    equity_without_profit = group.collateral_quantums + d_collateral_quantums
+    initial = 0
+    notional_total = 0
+    for market_id, position in group.positions.items():
+        market = markets[market_id]
+        lot = market.config.lot_size_nanounits
+        price = market.index_price_quantums
+        value = position_value_quantums(position.size_lots, price, lot)
+        equity_without_profit += min(value, position.entry_notional_quantums)
+        _, position_initial, _ = _position_risk(market, position.size_lots,
+                                                position.open_bid_lots, position.open_ask_lots)
+        initial += position_initial
+        notional_total += notional_quantums(abs(position.size_lots), price, lot)
+    floor = div_ceil(notional_total * floor_ppm, PPM)
+    return equity_without_profit >= max(initial, floor) and equity_without_profit >= 0

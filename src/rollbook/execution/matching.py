@@ -1,0 +1,218 @@
+"""Matching: plan a taker's sweep of the book without mutating it, then apply the plan.
+
+Ordering invariant: makers are matched strictly by price, then by time (FIFO within a level);
+every fill executes at the maker's price.
+
+Two phases make every order transaction atomic without an undo log: ``plan_match`` walks the
+book read-only and returns the fills, the maker orders to expire and the taker's aggregate
+deltas; the caller checks the taker's margin on those deltas, and only then ``apply_plan``
+mutates. A rejected order therefore changes nothing.
+
+Per fill, the maker is checked with the same acceptance rule as the taker (its resting orders
+reserved margin at placement, but prices and its other positions may have moved since). A maker
+that fails is expired with reason MAKER_MARGIN and matching continues behind it, so the book
+never keeps an order whose owner can no longer carry it.
+
+Self-trade prevention applies between subaccounts of the same owner. Liquidation sweeps never
+trade with the liquidated owner's other orders; they skip them.
+
+Limits: a taker's sweep touches at most ``fills_per_order_max`` maker orders (fills and
+expiries together, so the work of one transaction is bounded). When a sweep stops for
+that reason, for the open-interest cap, or for self-trade prevention, the taker's remainder is
+cancelled rather than rested, so the book is never left crossed.
+"""
+
+from __future__ import annotations
+
+from rollbook.execution.events import CancelReason, Fill, OrderCancelled
+from rollbook.execution.margin import GroupRisk, change_acceptable, group_risk
+from rollbook.execution.positions import (
+    consume_maker_lots,
+    release_position_if_empty,
+    remove_resting_order,
+    settle_trade_side,
+)
+from rollbook.execution.state import MarginGroup, MarketState, Order, Position, State
+from rollbook.execution.txs import SelfTradePrevention
+from rollbook.execution.units import PPM, div_ceil, div_floor
+
+__all__ = ["MatchPlan", "apply_plan", "fee_quantums", "plan_match"]
+
+STOP_NONE = 0
+
+
+def fee_quantums(notional_quantums: int, fee_ppm: int) -> int:
+    """A fee is charged rounded up; a rebate (negative rate) is paid rounded down."""
+    if fee_ppm >= 0:
+        return div_ceil(notional_quantums * fee_ppm, PPM)
+    return -div_floor(notional_quantums * -fee_ppm, PPM)
+
+
+class _MakerDelta:
+    __slots__ = ("ask_lots", "before", "bid_lots", "collateral_quantums", "group", "size_lots")
+
+    def __init__(self, group: MarginGroup, before: GroupRisk) -> None:
+        self.group = group
+        self.before = before
+        self.size_lots = 0
+        self.collateral_quantums = 0
+        self.bid_lots = 0
+        self.ask_lots = 0
+
+
+class MatchPlan:
+    """The outcome of a sweep, before anything is applied.
+
+    ``steps`` holds ``(maker order, fill lots, cancel reason, maker fee, taker fee)``; a step with
+    a non-zero cancel reason expires the maker order instead of filling it.
+    """
+
+    __slots__ = ("filled_lots", "oi_delta_lots", "quote_quantums", "steps", "stop_reason",
+                 "taker_fee_quantums")
+
+    def __init__(self) -> None:
+        self.steps: list[tuple[Order, int, int, int, int]] = []
+        self.filled_lots = 0
+        self.quote_quantums = 0  # signed: what the taker pays (buy) or receives (negative)
+        self.taker_fee_quantums = 0
+        self.oi_delta_lots = 0
+        self.stop_reason = STOP_NONE
+
+
+def plan_match(state: State, market: MarketState, taker_group: MarginGroup, taker_owner: bytes,
+               is_buy: bool, limit_price_ticks: int, size_lots: int, self_trade: int,
+               taker_fee_ppm: int, liquidation: bool) -> MatchPlan:
+    """Walk the opposite side of the book from the best price; mutate nothing."""
+    plan = MatchPlan()
+    book = market.book
+    config = market.config
+    markets = state.markets
+    market_id = config.market_id
+    quantums_per_lot_tick = market.quantums_per_lot_tick
+    maker_fee_ppm = config.maker_fee_ppm
+    fills_max = state.config.fills_per_order_max
+    oi = market.open_interest_lots
+    oi_max = config.open_interest_lots_max
+    taker_position = taker_group.positions.get(market_id)
+    taker_size = 0 if taker_position is None else taker_position.size_lots
+    makers: dict[int, _MakerDelta] = {}
+    remaining = size_lots
+    if is_buy:
+        levels = book.asks
+        prices = list(book.ask_prices)
+    else:
+        levels = book.bids
+        prices = book.bid_prices[::-1]
+    for price in prices:
+        if (price > limit_price_ticks) if is_buy else (price < limit_price_ticks):
+            break
+        order: Order | None = levels[price].head
+        while order is not None:
+            maker_sub = order.subaccount
+            if maker_sub.owner == taker_owner:
+                if liquidation:
+                    order = order.next
+                    continue
+                if len(plan.steps) >= fills_max:
+                    plan.stop_reason = CancelReason.FILL_LIMIT
+                    return plan
+                if self_trade != SelfTradePrevention.EXPIRE_TAKER:
+                    plan.steps.append((order, 0, CancelReason.SELF_TRADE, 0, 0))
+                if self_trade != SelfTradePrevention.EXPIRE_MAKER:
+                    plan.stop_reason = CancelReason.SELF_TRADE
+                    return plan
+                order = order.next
+                continue
+            if len(plan.steps) >= fills_max:
+                plan.stop_reason = CancelReason.FILL_LIMIT
+                return plan
+            fill = remaining if remaining < order.size_lots else order.size_lots
+            signed = fill if is_buy else -fill  # the taker's position change
+            maker_group = order.position.group
+            delta = makers.get(id(maker_group))
+            if delta is None:
+                delta = _MakerDelta(maker_group, group_risk(markets, maker_group))
+                makers[id(maker_group)] = delta
+            maker_size = order.position.size_lots + delta.size_lots
+            oi_change = (max(taker_size + signed, 0) - max(taker_size, 0)
+                         + max(maker_size - signed, 0) - max(maker_size, 0))
+            if oi_change > 0 and oi + oi_change > oi_max:
+                plan.stop_reason = CancelReason.OPEN_INTEREST_CAP
+                plan.oi_delta_lots = oi - market.open_interest_lots
+                return plan
+            quote = signed * price * quantums_per_lot_tick
+            notional = quote if quote >= 0 else -quote
+            maker_fee = fee_quantums(notional, maker_fee_ppm)
+            bid_change = -fill if order.is_buy else 0
+            ask_change = 0 if order.is_buy else -fill
+            after = group_risk(markets, maker_group, market_id, delta.size_lots - signed,
+                               delta.bid_lots + bid_change, delta.ask_lots + ask_change,
+                               delta.collateral_quantums + quote - maker_fee)
+            if not change_acceptable(delta.before, after):
+                plan.steps.append((order, 0, CancelReason.MAKER_MARGIN, 0, 0))
+                order = order.next
+                continue
+            delta.size_lots -= signed
+            delta.bid_lots += bid_change
+            delta.ask_lots += ask_change
+            delta.collateral_quantums += quote - maker_fee
+            taker_fee = fee_quantums(notional, taker_fee_ppm)
+            plan.steps.append((order, fill, 0, maker_fee, taker_fee))
+            plan.filled_lots += fill
+            plan.quote_quantums += quote
+            plan.taker_fee_quantums += taker_fee
+            oi += oi_change
+            taker_size += signed
+            remaining -= fill
+            if remaining == 0:
+                plan.oi_delta_lots = oi - market.open_interest_lots
+                return plan
+            order = order.next
+    plan.oi_delta_lots = oi - market.open_interest_lots
+    return plan
+
+
+def apply_plan(state: State, market: MarketState, plan: MatchPlan, taker_position: Position,
+               taker_is_buy: bool, taker_order_id: int, taker_fees_to_insurance: bool,
+               taker_fee_cap_quantums: int, events: list[object]) -> int:
+    """Mutate the book, positions and balances as planned; returns the taker fees charged.
+
+    The taker's fees go to the fee pool, or, for a liquidation, to the insurance fund as the
+    penalty, capped at ``taker_fee_cap_quantums`` so the penalty never creates a deficit.
+    """
+    market_id = market.config.market_id
+    quantums_per_lot_tick = market.quantums_per_lot_tick
+    taker_group = taker_position.group
+    taker_sub = taker_group.subaccount
+    fee_cap_left = taker_fee_cap_quantums
+    fees_charged = 0
+    maker_fees = 0
+    for order, fill, cancel_reason, maker_fee, planned_taker_fee in plan.steps:
+        if cancel_reason:
+            events.append(OrderCancelled(order.order_id, market_id, order.size_lots,
+                                         cancel_reason))
+            remove_resting_order(state, market, order)
+            continue
+        price = order.price_ticks
+        maker_position = order.position
+        consume_maker_lots(state, market, order, fill)
+        signed = fill if taker_is_buy else -fill
+        quote = signed * price * quantums_per_lot_tick
+        taker_fee = planned_taker_fee if planned_taker_fee < fee_cap_left else fee_cap_left
+        fee_cap_left -= taker_fee
+        settle_trade_side(market, taker_position, signed, quote, taker_fee)
+        settle_trade_side(market, maker_position, -signed, -quote, maker_fee)
+        release_position_if_empty(maker_position)
+        fees_charged += taker_fee
+        maker_fees += maker_fee
+        maker_sub = maker_position.group.subaccount
+        events.append(Fill(market_id, order.order_id, taker_order_id, maker_sub.owner,
+                           maker_sub.number, taker_sub.owner, taker_sub.number, taker_is_buy,
+                           price, fill, maker_fee, taker_fee))
+    if taker_fees_to_insurance:
+        state.insurance.cross.collateral_quantums += fees_charged
+        state.fee_pool_quantums += maker_fees
+    else:
+        state.fee_pool_quantums += fees_charged + maker_fees
+    assert state.fee_pool_quantums >= 0, "the fee pool never pays out more than it took"
+    return fees_charged

@@ -1,0 +1,270 @@
+"""Order transactions: place (every type), cancel, cancel by client id, cancel all, modify.
+
+Validation happens first and raises ``TxRejected`` before anything is mutated; matching is
+planned read-only (``matching.plan_match``); the taker's margin is checked on the planned
+deltas; only then is the plan applied and the remainder rested. So each handler is atomic.
+
+Semantics:
+- GTC rests its remainder; IOC and market orders cancel it; FOK is rejected unless it fills
+  completely; post-only is rejected if it would take.
+- Market orders are IOC (or FOK) with a mandatory worst-price bound in ``price_ticks``; limit
+  prices must lie inside the market's oracle band (Mango 2022), market bounds need not.
+- Reduce-only orders must be IOC, FOK or market (as on dYdX v4) and may not exceed the position
+  or increase it; a resting reduce-only order could otherwise turn into an opening order.
+- Modify is cancel-replace under a new order id (the client order id carries over); priority
+  is kept, in place, only when the price is unchanged and the size decreases.
+"""
+
+from __future__ import annotations
+
+from rollbook.execution.errors import ErrorCode, TxRejected
+from rollbook.execution.events import CancelReason, OrderCancelled, OrderPlaced
+from rollbook.execution.margin import change_acceptable, group_risk
+from rollbook.execution.matching import MatchPlan, apply_plan, plan_match
+from rollbook.execution.positions import (
+    ensure_position,
+    release_position_if_empty,
+    remove_resting_order,
+    rest_order,
+)
+from rollbook.execution.state import MarketState, Order, State, Subaccount
+from rollbook.execution.txs import (
+    ALL_MARKETS,
+    CancelAll,
+    CancelOrder,
+    CancelOrderByClientId,
+    ModifyOrder,
+    OrderType,
+    PlaceOrder,
+    SelfTradePrevention,
+    Side,
+    TimeInForce,
+)
+from rollbook.execution.units import PPM
+
+__all__ = [
+    "cancel_all",
+    "cancel_order",
+    "cancel_order_by_client_id",
+    "modify_order",
+    "place_order",
+    "require_subaccount",
+    "require_tradable_market",
+]
+
+CLIENT_ORDER_ID_MAX = 2**64 - 1
+PRICE_TICKS_MAX = 2**48
+
+
+def require_subaccount(state: State, owner: bytes, number: int) -> Subaccount:
+    sub = state.subaccounts.get((owner, number))
+    if sub is None or owner == state.insurance.owner:
+        raise TxRejected(ErrorCode.ACCOUNT_NOT_FOUND)
+    return sub
+
+
+def require_tradable_market(state: State, market_id: int) -> MarketState:
+    market = state.markets.get(market_id)
+    if market is None:
+        raise TxRejected(ErrorCode.UNKNOWN_MARKET, f"market {market_id}")
+    if market.index_price_quantums == 0:
+        raise TxRejected(ErrorCode.ORACLE_PRICE_MISSING, f"market {market_id}")
+    return market
+
+
+def _check_price_and_size(market: MarketState, price_ticks: int, size_lots: int,
+                          in_band: bool) -> None:
+    if not 0 < price_ticks <= PRICE_TICKS_MAX:
+        raise TxRejected(ErrorCode.INVALID_PRICE)
+    if size_lots <= 0:
+        raise TxRejected(ErrorCode.INVALID_SIZE)
+    config = market.config
+    if size_lots > config.order_size_lots_max:
+        raise TxRejected(ErrorCode.ORDER_SIZE_ABOVE_MAX,
+                         f"{size_lots} > {config.order_size_lots_max} lots")
+    if in_band:
+        index = market.index_price_quantums
+        distance = abs(price_ticks * config.tick_size_quantums - index)
+        if distance * PPM > config.price_band_ppm * index:
+            raise TxRejected(ErrorCode.PRICE_OUTSIDE_BAND)
+
+
+def place_order(state: State, tx: PlaceOrder, events: list[object]) -> None:
+    sub = require_subaccount(state, tx.owner, tx.subaccount)
+    market = require_tradable_market(state, tx.market_id)
+    tif = tx.time_in_force
+    if tx.order_type == OrderType.MARKET:
+        if tif != TimeInForce.IOC and tif != TimeInForce.FOK:
+            raise TxRejected(ErrorCode.INVALID_ORDER_TYPE, "market orders are IOC or FOK")
+    elif tx.order_type != OrderType.LIMIT:
+        raise TxRejected(ErrorCode.INVALID_ORDER_TYPE)
+    if tx.reduce_only and (tif == TimeInForce.GTC or tif == TimeInForce.POST_ONLY):
+        raise TxRejected(ErrorCode.REDUCE_ONLY_NOT_IOC)
+    if not 0 <= tx.client_order_id <= CLIENT_ORDER_ID_MAX:
+        raise TxRejected(ErrorCode.MALFORMED_TRANSACTION, "client order id")
+    if tx.self_trade not in _SELF_TRADE_MODES or tx.side not in _SIDES:
+        raise TxRejected(ErrorCode.MALFORMED_TRANSACTION, "side or self-trade mode")
+    _check_price_and_size(market, tx.price_ticks, tx.size_lots,
+                          tx.order_type == OrderType.LIMIT)
+    _submit(state, sub, market, tx.side == Side.BUY, tx.price_ticks, tx.size_lots, tif,
+            tx.reduce_only, tx.client_order_id, tx.self_trade, None, events)
+
+
+_SELF_TRADE_MODES = frozenset(int(m) for m in SelfTradePrevention)
+_SIDES = frozenset(int(s) for s in Side)
+
+
+def _submit(state: State, sub: Subaccount, market: MarketState, is_buy: bool, price_ticks: int,
+            size_lots: int, tif: int, reduce_only: bool, client_order_id: int, self_trade: int,
+            replaces: Order | None, events: list[object]) -> None:
+    """Plan, check and apply one order; ``replaces`` is an order a modify cancels."""
+    market_id = market.config.market_id
+    group = sub.group_for(market_id)
+    position = group.positions.get(market_id)
+    position_lots = 0 if position is None else position.size_lots
+    if client_order_id and client_order_id in sub.client_orders:
+        if replaces is None or sub.client_orders[client_order_id] is not replaces:
+            raise TxRejected(ErrorCode.DUPLICATE_CLIENT_ORDER_ID)
+    if reduce_only and (position_lots == 0 or (position_lots > 0) == is_buy
+                        or size_lots > abs(position_lots)):
+        raise TxRejected(ErrorCode.REDUCE_ONLY_WOULD_INCREASE)
+    book = market.book
+    if tif == TimeInForce.POST_ONLY:
+        best = book.best_ask() if is_buy else book.best_bid()
+        if best is not None and ((best <= price_ticks) if is_buy else (best >= price_ticks)):
+            raise TxRejected(ErrorCode.POST_ONLY_WOULD_CROSS)
+        plan = None
+    else:
+        best = book.best_ask() if is_buy else book.best_bid()
+        crosses = best is not None and ((best <= price_ticks) if is_buy
+                                        else (best >= price_ticks))
+        plan = plan_match(state, market, group, sub.owner, is_buy, price_ticks, size_lots,
+                          self_trade, market.config.taker_fee_ppm, False) if crosses else None
+    filled = 0 if plan is None else plan.filled_lots
+    if tif == TimeInForce.FOK and filled < size_lots:
+        raise TxRejected(ErrorCode.FOK_NOT_FILLED, f"{filled} of {size_lots} lots available")
+    rests = (tif == TimeInForce.GTC or tif == TimeInForce.POST_ONLY) and filled < size_lots and (
+        plan is None or plan.stop_reason == 0)
+    rest_lots = size_lots - filled if rests else 0
+    if rests and len(sub.orders) - (replaces is not None) >= (
+            state.config.open_orders_per_subaccount_max):
+        raise TxRejected(ErrorCode.OPEN_ORDERS_LIMIT)
+    _check_taker_margin(state, market, sub, is_buy, plan, rest_lots, replaces)
+    order_id = state.next_order_id
+    state.next_order_id = order_id + 1
+    if replaces is not None:
+        events.append(OrderCancelled(replaces.order_id, market_id, replaces.size_lots,
+                                     CancelReason.MODIFIED))
+        remove_resting_order(state, market, replaces)
+    position = ensure_position(group, market_id)
+    if plan is not None:
+        apply_plan(state, market, plan, position, is_buy, order_id, False,
+                   plan.taker_fee_quantums, events)
+    if rest_lots:
+        order = Order(order_id, sub, position, market_id, is_buy, price_ticks, rest_lots,
+                      client_order_id, tif == TimeInForce.POST_ONLY, self_trade)
+        rest_order(state, market, sub, position, order)
+        events.append(OrderPlaced(order_id, market_id, sub.owner, sub.number, is_buy,
+                                  price_ticks, rest_lots, client_order_id))
+    else:
+        unfilled = size_lots - filled
+        if unfilled:
+            reason = CancelReason.IOC_REMAINDER if plan is None or plan.stop_reason == 0 else (
+                plan.stop_reason)
+            events.append(OrderCancelled(order_id, market_id, unfilled, reason))
+        release_position_if_empty(position)
+
+
+def _check_taker_margin(state: State, market: MarketState, sub: Subaccount, is_buy: bool,
+                        plan: MatchPlan | None, rest_lots: int, replaces: Order | None) -> None:
+    market_id = market.config.market_id
+    group = sub.group_for(market_id)
+    d_size = 0
+    d_collateral = 0
+    if plan is not None:
+        d_size = plan.filled_lots if is_buy else -plan.filled_lots
+        d_collateral = -plan.quote_quantums - plan.taker_fee_quantums
+    d_bid = rest_lots if is_buy else 0
+    d_ask = 0 if is_buy else rest_lots
+    if replaces is not None:
+        if replaces.is_buy:
+            d_bid -= replaces.size_lots
+        else:
+            d_ask -= replaces.size_lots
+    markets = state.markets
+    before = group_risk(markets, group)
+    after = group_risk(markets, group, market_id, d_size, d_bid, d_ask, d_collateral)
+    if not change_acceptable(before, after):
+        raise TxRejected(ErrorCode.INSUFFICIENT_MARGIN,
+                         f"equity {after.equity_quantums} < initial {after.initial_quantums}")
+    # the sweep stops at the cap, so a plan never breaches it
+    assert plan is None or plan.oi_delta_lots <= 0 or (
+        market.open_interest_lots + plan.oi_delta_lots <= market.config.open_interest_lots_max)
+
+
+def _owned_order(sub: Subaccount, order_id: int) -> Order:
+    order = sub.orders.get(order_id)
+    if order is None:
+        raise TxRejected(ErrorCode.ORDER_NOT_FOUND, f"order {order_id}")
+    return order
+
+
+def _cancel(state: State, order: Order, events: list[object]) -> None:
+    events.append(OrderCancelled(order.order_id, order.market_id, order.size_lots,
+                                 CancelReason.USER))
+    remove_resting_order(state, state.markets[order.market_id], order)
+
+
+def cancel_order(state: State, tx: CancelOrder, events: list[object]) -> None:
+    sub = require_subaccount(state, tx.owner, tx.subaccount)
+    _cancel(state, _owned_order(sub, tx.order_id), events)
+
+
+def cancel_order_by_client_id(state: State, tx: CancelOrderByClientId,
+                              events: list[object]) -> None:
+    sub = require_subaccount(state, tx.owner, tx.subaccount)
+    order = sub.client_orders.get(tx.client_order_id) if tx.client_order_id else None
+    if order is None:
+        raise TxRejected(ErrorCode.ORDER_NOT_FOUND, f"client order {tx.client_order_id}")
+    _cancel(state, order, events)
+
+
+def cancel_all(state: State, tx: CancelAll, events: list[object]) -> None:
+    sub = require_subaccount(state, tx.owner, tx.subaccount)
+    if tx.market_id != ALL_MARKETS and tx.market_id not in state.markets:
+        raise TxRejected(ErrorCode.UNKNOWN_MARKET, f"market {tx.market_id}")
+    for order in list(sub.orders.values()):
+        if tx.market_id == ALL_MARKETS or order.market_id == tx.market_id:
+            _cancel(state, order, events)
+
+
+def cancel_orders_of_group_markets(state: State, sub: Subaccount, market_ids: set[int] | None,
+                                   reason: int, events: list[object]) -> None:
+    """Cancel a subaccount's orders in ``market_ids`` (all when None), oldest first."""
+    for order in list(sub.orders.values()):
+        if market_ids is None or order.market_id in market_ids:
+            events.append(OrderCancelled(order.order_id, order.market_id, order.size_lots,
+                                         reason))
+            remove_resting_order(state, state.markets[order.market_id], order)
+
+
+def modify_order(state: State, tx: ModifyOrder, events: list[object]) -> None:
+    sub = require_subaccount(state, tx.owner, tx.subaccount)
+    order = _owned_order(sub, tx.order_id)
+    market = require_tradable_market(state, order.market_id)
+    if tx.price_ticks == order.price_ticks and tx.size_lots == order.size_lots:
+        raise TxRejected(ErrorCode.MODIFY_NOTHING)
+    _check_price_and_size(market, tx.price_ticks, tx.size_lots, True)
+    if tx.price_ticks == order.price_ticks and tx.size_lots < order.size_lots:
+        removed = order.size_lots - tx.size_lots
+        market.book.reduce(order, removed)
+        if order.is_buy:
+            order.position.open_bid_lots -= removed
+        else:
+            order.position.open_ask_lots -= removed
+        events.append(OrderCancelled(order.order_id, order.market_id, removed,
+                                     CancelReason.MODIFIED))
+        return
+    tif = TimeInForce.POST_ONLY if order.post_only else TimeInForce.GTC
+    _submit(state, sub, market, order.is_buy, tx.price_ticks, tx.size_lots, tif, False,
+            order.client_order_id, order.self_trade, order, events)

@@ -1,0 +1,123 @@
+"""Position and resting-order bookkeeping: the only code that mutates positions and the book.
+
+Every fill moves collateral between exactly two groups (the buyer pays the notional, the seller
+receives it) plus fees to the fee pool or a penalty to the insurance fund, so conservation is
+exact by construction. Long open interest is tracked incrementally; short open interest equals
+it because every fill changes the two sides by opposite amounts.
+
+Entry notional (used only by the withdrawal rule and for display) follows the position:
+increases add the fill's exact notional, reductions scale it proportionally (rounded toward
+zero), a flip restarts it at the fill price.
+"""
+
+from __future__ import annotations
+
+from rollbook.execution.state import (
+    MarginGroup,
+    MarketState,
+    Order,
+    Position,
+    State,
+    Subaccount,
+)
+from rollbook.execution.units import div_trunc
+
+__all__ = [
+    "consume_maker_lots",
+    "ensure_position",
+    "release_position_if_empty",
+    "remove_resting_order",
+    "rest_order",
+    "settle_trade_side",
+]
+
+
+def ensure_position(group: MarginGroup, market_id: int) -> Position:
+    position = group.positions.get(market_id)
+    if position is None:
+        position = Position(market_id, group)
+        group.positions[market_id] = position
+    return position
+
+
+def release_position_if_empty(position: Position) -> None:
+    if position.is_empty():
+        group = position.group
+        if group.positions.get(position.market_id) is position:
+            del group.positions[position.market_id]
+
+
+def settle_trade_side(market: MarketState, position: Position, size_lots_signed: int,
+                      quote_quantums_signed: int, fee_quantums: int) -> None:
+    """Apply one side of a trade: ``size_lots_signed`` > 0 buys, paying ``quote``."""
+    assert size_lots_signed != 0
+    group = position.group
+    group.collateral_quantums -= quote_quantums_signed + fee_quantums
+    old = position.size_lots
+    new = old + size_lots_signed
+    if old == 0 or (old > 0) == (size_lots_signed > 0):
+        position.entry_notional_quantums += quote_quantums_signed
+    elif (new > 0) == (old > 0) or new == 0:
+        # proportional reduction: entry * new / old, rounded toward zero
+        sign = 1 if old > 0 else -1
+        position.entry_notional_quantums = div_trunc(
+            position.entry_notional_quantums * new * sign, old * sign)
+    else:
+        # flip: what remains was opened at this fill's price; quote is size x a whole
+        # per-lot price, so the division is exact
+        per_lot_quantums = quote_quantums_signed // size_lots_signed
+        assert per_lot_quantums * size_lots_signed == quote_quantums_signed
+        position.entry_notional_quantums = per_lot_quantums * new
+    position.size_lots = new
+    market.open_interest_lots += max(new, 0) - max(old, 0)
+    key = group.key
+    if new == 0:
+        market.holders.pop(key, None)
+    elif old == 0:
+        market.holders[key] = position
+
+
+def rest_order(state: State, market: MarketState, subaccount: Subaccount, position: Position,
+               order: Order) -> None:
+    market.book.add(order)
+    if order.is_buy:
+        position.open_bid_lots += order.size_lots
+    else:
+        position.open_ask_lots += order.size_lots
+    subaccount.orders[order.order_id] = order
+    if order.client_order_id:
+        subaccount.client_orders[order.client_order_id] = order
+    state.orders[order.order_id] = order
+
+
+def remove_resting_order(state: State, market: MarketState, order: Order,
+                         release: bool = True) -> None:
+    """Take ``order`` off the book and release its margin reservation.
+
+    ``release=False`` keeps an emptied position record alive for a settlement that follows.
+    """
+    market.book.remove(order)
+    position = order.position
+    if order.is_buy:
+        position.open_bid_lots -= order.size_lots
+    else:
+        position.open_ask_lots -= order.size_lots
+    subaccount = order.subaccount
+    del subaccount.orders[order.order_id]
+    if order.client_order_id:
+        del subaccount.client_orders[order.client_order_id]
+    del state.orders[order.order_id]
+    if release:
+        release_position_if_empty(position)
+
+
+def consume_maker_lots(state: State, market: MarketState, order: Order, size_lots: int) -> None:
+    """A maker order filled ``size_lots``: shrink it or, when exhausted, remove it."""
+    if size_lots == order.size_lots:
+        remove_resting_order(state, market, order, release=False)
+        return
+    market.book.reduce(order, size_lots)
+    if order.is_buy:
+        order.position.open_bid_lots -= size_lots
+    else:
+        order.position.open_ask_lots -= size_lots

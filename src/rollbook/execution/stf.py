@@ -1,0 +1,152 @@
+"""The state transition function: ``apply_batch(state, batch) -> receipts``.
+
+Pure and deterministic: time is the batch timestamp, prices come from signed oracle
+transactions in the batch, and nothing here reads the machine. Each transaction is atomic:
+handlers validate and plan before they mutate, and a rejection becomes a receipt with a stable
+error code that changed no state.
+
+Metering: every transaction has a deterministic cost (a base per kind plus a cost per event it
+emitted). Before a transaction runs, its worst-case cost must fit in what is left of
+``batch_cost_max``; otherwise it is rejected with BATCH_COST_LIMIT, so a batch's work is
+bounded before it is executed.
+
+After each oracle update or funding payment, groups holding positions in the affected markets
+are checked and underwater ones queued; the queue is then worked through (bounded per
+transaction). See ``liquidation``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from rollbook.execution import accounts, orders
+from rollbook.execution.errors import ErrorCode, TxRejected
+from rollbook.execution.events import Event, Receipt
+from rollbook.execution.funding import funding_tick
+from rollbook.execution.liquidation import enqueue_underwater_groups, process_liquidation_queue
+from rollbook.execution.oracle import apply_oracle_update
+from rollbook.execution.state import State
+from rollbook.execution.txs import (
+    Batch,
+    CancelAll,
+    CancelOrder,
+    CancelOrderByClientId,
+    Deposit,
+    FundingTick,
+    ModifyOrder,
+    MoveIsolatedMargin,
+    OracleUpdate,
+    PlaceOrder,
+    ProcessLiquidations,
+    SetMarginMode,
+    Transaction,
+    Transfer,
+    Withdraw,
+)
+
+__all__ = ["apply_batch", "apply_transaction", "cost_bound_units"]
+
+EVENT_COST_UNITS = 2
+HEARTBEAT_COST_BOUND_UNITS = 200_000
+BASE_COST_UNITS: dict[type, int] = {
+    Deposit: 10,
+    Withdraw: 20,
+    Transfer: 20,
+    PlaceOrder: 10,
+    CancelOrder: 4,
+    CancelOrderByClientId: 4,
+    CancelAll: 8,
+    ModifyOrder: 12,
+    OracleUpdate: 100,
+    FundingTick: 100,
+    ProcessLiquidations: 100,
+    SetMarginMode: 10,
+    MoveIsolatedMargin: 20,
+}
+
+
+def _oracle_update(state: State, tx: OracleUpdate, events: list[object]) -> None:
+    changed = apply_oracle_update(state, tx)
+    enqueue_underwater_groups(state, changed)
+    process_liquidation_queue(state, events)
+
+
+def _funding_tick(state: State, tx: FundingTick, events: list[object]) -> None:
+    paid = funding_tick(state, events)
+    enqueue_underwater_groups(state, paid)
+    process_liquidation_queue(state, events)
+
+
+def _process_liquidations(state: State, tx: ProcessLiquidations, events: list[object]) -> None:
+    process_liquidation_queue(state, events)
+
+
+Handler = Callable[[State, Any, list[object]], None]
+
+HANDLERS: dict[type, Handler] = {
+    Deposit: accounts.deposit,
+    Withdraw: accounts.withdraw,
+    Transfer: accounts.transfer,
+    PlaceOrder: orders.place_order,
+    CancelOrder: orders.cancel_order,
+    CancelOrderByClientId: orders.cancel_order_by_client_id,
+    CancelAll: orders.cancel_all,
+    ModifyOrder: orders.modify_order,
+    OracleUpdate: _oracle_update,
+    FundingTick: _funding_tick,
+    ProcessLiquidations: _process_liquidations,
+    SetMarginMode: accounts.set_margin_mode,
+    MoveIsolatedMargin: accounts.move_isolated_margin,
+}
+assert set(HANDLERS) == set(BASE_COST_UNITS)
+
+
+def cost_bound_units(state: State, tx: Transaction) -> int:
+    """Worst-case cost of ``tx``, known before it runs (the sequencer cuts batches with it)."""
+    kind = type(tx)
+    config = state.config
+    if kind is PlaceOrder or kind is ModifyOrder:
+        # a sweep's steps, plus the taker's own placement/cancel and the replaced order
+        return BASE_COST_UNITS[kind] + EVENT_COST_UNITS * (config.fills_per_order_max + 2)
+    if kind is CancelAll:
+        return BASE_COST_UNITS[kind] + EVENT_COST_UNITS * config.open_orders_per_subaccount_max
+    if kind is OracleUpdate or kind is FundingTick or kind is ProcessLiquidations:
+        return HEARTBEAT_COST_BOUND_UNITS
+    return BASE_COST_UNITS[kind] + EVENT_COST_UNITS
+
+
+def apply_transaction(state: State, tx: Transaction) -> Receipt:
+    """Apply one transaction; a rejection returns its receipt and leaves the state untouched."""
+    events: list[object] = []
+    handler = HANDLERS.get(type(tx))
+    if handler is None:
+        return Receipt(ErrorCode.MALFORMED_TRANSACTION, "unknown transaction kind", (), 0)
+    base = BASE_COST_UNITS[type(tx)]
+    try:
+        handler(state, tx, events)
+    except TxRejected as rejected:
+        return Receipt(rejected.code, rejected.message, (), base)
+    typed_events: tuple[Event, ...] = tuple(events)  # type: ignore[arg-type]
+    return Receipt(ErrorCode.OK, "", typed_events, base + EVENT_COST_UNITS * len(events))
+
+
+def apply_batch(state: State, batch: Batch) -> list[Receipt]:
+    """Apply a batch in order under its cost limit; returns one receipt per transaction."""
+    assert batch.index == state.batch_index + 1, "batches apply in index order"
+    assert batch.timestamp_ms >= state.timestamp_ms, "batch time never goes backwards"
+    state.batch_index = batch.index
+    state.timestamp_ms = batch.timestamp_ms
+    limit = state.config.batch_cost_max
+    used = 0
+    receipts: list[Receipt] = []
+    append = receipts.append
+    for tx in batch.transactions:
+        if used + cost_bound_units(state, tx) > limit:
+            append(Receipt(ErrorCode.BATCH_COST_LIMIT, "transaction does not fit in the batch "
+                           "cost limit", (), 0))
+            continue
+        receipt = apply_transaction(state, tx)
+        used += receipt.cost_units
+        append(receipt)
+    return receipts

@@ -1,0 +1,206 @@
+"""Transactions: the only way the venue's state changes.
+
+Each transaction is a frozen, slotted dataclass with integer fields whose unit is in the name.
+User transactions name the subaccount they act for (``owner`` address + ``subaccount`` number);
+the sequencer has already authenticated them (signature, nonce, agent rights) before they reach
+the STF, and keeps the signatures beside the payload in the batch for replay. L1-origin
+transactions (deposits) and operator transactions (funding ticks, liquidation processing) carry
+no user signature; oracle updates carry their own signatures, which the STF checks against the
+configured oracle key set because prices must be verifiable by every replica.
+
+Known limits: one market per order; modify replaces price and/or the *remaining* size.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import IntEnum
+
+__all__ = [
+    "Batch",
+    "CancelAll",
+    "CancelOrder",
+    "CancelOrderByClientId",
+    "Deposit",
+    "FundingTick",
+    "ModifyOrder",
+    "MoveIsolatedMargin",
+    "OraclePrice",
+    "OracleUpdate",
+    "OrderType",
+    "PlaceOrder",
+    "ProcessLiquidations",
+    "SelfTradePrevention",
+    "SetMarginMode",
+    "Side",
+    "TimeInForce",
+    "Transaction",
+    "Transfer",
+    "Withdraw",
+]
+
+ALL_MARKETS = 0  # market id meaning "every market" for CancelAll
+
+
+class Side(IntEnum):
+    BUY = 1
+    SELL = 2
+
+
+class OrderType(IntEnum):
+    LIMIT = 1
+    MARKET = 2  # IOC with a mandatory worst-price bound in ``price_ticks``
+
+
+class TimeInForce(IntEnum):
+    GTC = 1
+    IOC = 2
+    FOK = 3
+    POST_ONLY = 4  # add-liquidity-only: rejected if it would take
+
+
+class SelfTradePrevention(IntEnum):
+    EXPIRE_MAKER = 1
+    EXPIRE_TAKER = 2
+    EXPIRE_BOTH = 3
+
+
+@dataclass(frozen=True, slots=True)
+class Deposit:
+    """L1-origin credit; ``deposit_id`` comes from the settlement contract's event, in order."""
+
+    deposit_id: int
+    owner: bytes
+    subaccount: int
+    amount_quantums: int
+
+
+@dataclass(frozen=True, slots=True)
+class Withdraw:
+    owner: bytes
+    subaccount: int
+    amount_quantums: int
+
+
+@dataclass(frozen=True, slots=True)
+class Transfer:
+    owner: bytes
+    subaccount: int
+    to_owner: bytes
+    to_subaccount: int
+    amount_quantums: int
+
+
+@dataclass(frozen=True, slots=True)
+class PlaceOrder:
+    owner: bytes
+    subaccount: int
+    market_id: int
+    side: Side
+    price_ticks: int
+    size_lots: int
+    order_type: OrderType = OrderType.LIMIT
+    time_in_force: TimeInForce = TimeInForce.GTC
+    reduce_only: bool = False
+    client_order_id: int = 0  # 0 means none
+    self_trade: SelfTradePrevention = SelfTradePrevention.EXPIRE_MAKER
+
+
+@dataclass(frozen=True, slots=True)
+class CancelOrder:
+    owner: bytes
+    subaccount: int
+    order_id: int
+
+
+@dataclass(frozen=True, slots=True)
+class CancelOrderByClientId:
+    owner: bytes
+    subaccount: int
+    client_order_id: int
+
+
+@dataclass(frozen=True, slots=True)
+class CancelAll:
+    owner: bytes
+    subaccount: int
+    market_id: int = ALL_MARKETS
+
+
+@dataclass(frozen=True, slots=True)
+class ModifyOrder:
+    """Cancel-replace. Priority is kept only when the price is unchanged and size decreases."""
+
+    owner: bytes
+    subaccount: int
+    order_id: int
+    price_ticks: int
+    size_lots: int  # the new remaining size
+
+
+@dataclass(frozen=True, slots=True)
+class OraclePrice:
+    index_id: int
+    price_quantums: int  # quantums per whole base unit
+
+
+@dataclass(frozen=True, slots=True)
+class OracleUpdate:
+    timestamp_ms: int
+    prices: tuple[OraclePrice, ...]
+    signatures: tuple[bytes, ...]  # 65-byte r || s || v over ``oracle_message_digest``
+
+
+@dataclass(frozen=True, slots=True)
+class FundingTick:
+    """Operator heartbeat: samples premiums and pays funding when an interval has elapsed."""
+
+
+@dataclass(frozen=True, slots=True)
+class ProcessLiquidations:
+    """Operator heartbeat: works through the liquidation queue (bounded per transaction)."""
+
+
+@dataclass(frozen=True, slots=True)
+class SetMarginMode:
+    owner: bytes
+    subaccount: int
+    market_id: int
+    isolated: bool
+
+
+@dataclass(frozen=True, slots=True)
+class MoveIsolatedMargin:
+    """Positive moves collateral from cross into the isolated position, negative moves it out."""
+
+    owner: bytes
+    subaccount: int
+    market_id: int
+    amount_quantums: int
+
+
+Transaction = (
+    Deposit
+    | Withdraw
+    | Transfer
+    | PlaceOrder
+    | CancelOrder
+    | CancelOrderByClientId
+    | CancelAll
+    | ModifyOrder
+    | OracleUpdate
+    | FundingTick
+    | ProcessLiquidations
+    | SetMarginMode
+    | MoveIsolatedMargin
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Batch:
+    """A sequenced batch: header (index, timestamp, previous root) and its transactions."""
+
+    index: int
+    timestamp_ms: int
+    previous_root: bytes
+    transactions: tuple[Transaction, ...]
