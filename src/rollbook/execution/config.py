@@ -31,6 +31,9 @@ __all__ = [
 MARKET_ID_MAX = 0xFFFF
 SUBACCOUNT_NUMBER_MAX = 0xFFFF
 NOTIONAL_TIER_UNBOUNDED = 2**127 - 1
+# Worst-case cost of an oracle update, funding tick or liquidation heartbeat (their work scales
+# with holders and the liquidation queue, both bounded elsewhere); a batch must fit one.
+HEARTBEAT_COST_BOUND_UNITS = 200_000
 
 
 class InstrumentKind(IntEnum):
@@ -134,6 +137,8 @@ def validate_venue(config: VenueConfig) -> None:
     assert 1 <= config.oracle_threshold <= len(config.oracle_signers)
     assert 0 < config.liquidation_step_ppm <= PPM
     assert config.fills_per_order_max >= 1 and config.liquidations_per_tx_max >= 1
+    assert config.batch_cost_max >= HEARTBEAT_COST_BOUND_UNITS, (
+        "a batch must be able to carry an oracle update, funding tick or liquidation heartbeat")
 
 
 def perpetual_market(

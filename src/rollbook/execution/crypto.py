@@ -1,8 +1,8 @@
 """Keccak-256 and secp256k1 public-key recovery, as pure functions (no I/O).
 
-Signatures are 65 bytes ``r || s || v`` with ``v`` in {0, 1, 27, 28}. Only low-s signatures are
-accepted (s <= n/2), so a signature has exactly one valid encoding and cannot be malleated into
-a second one. Recovery uses libsecp256k1 through coincurve.
+Signatures are 65 bytes ``r || s || v`` with ``v`` in {27, 28} (Ethereum's convention). Only
+low-s signatures are accepted (s <= n/2) and ``v`` has one spelling, so a signature has exactly
+one valid encoding and cannot be malleated into a second one. Recovery uses libsecp256k1 through coincurve.
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ SECP256K1_N = 0xFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFEBAAEDCE6AF48A03BBFD25E8CD0364141
 SECP256K1_HALF_N = SECP256K1_N // 2
 SIGNATURE_BYTES = 65
 DIGEST_BYTES = 32
+V_OFFSET = 27
 
 
 def keccak256(data: bytes) -> bytes:
@@ -34,8 +35,7 @@ def recover_address(digest: bytes, signature: bytes) -> bytes | None:
         return None
     r = int.from_bytes(signature[0:32], "big")
     s = int.from_bytes(signature[32:64], "big")
-    v = signature[64]
-    recovery_id = v - 27 if v >= 27 else v
+    recovery_id = signature[64] - V_OFFSET  # only 27/28: one encoding per signature
     if not (0 < r < SECP256K1_N and 0 < s <= SECP256K1_HALF_N and recovery_id in (0, 1)):
         return None
     try:
@@ -50,5 +50,5 @@ def sign_digest(private_key: bytes, digest: bytes) -> bytes:
     """Sign a 32-byte digest; returns low-s ``r || s || v`` with v in {27, 28} (tests, tools)."""
     assert len(digest) == DIGEST_BYTES
     recoverable = coincurve.PrivateKey(private_key).sign_recoverable(digest, hasher=None)
-    signature: bytes = recoverable[:64] + bytes([recoverable[64] + 27])
+    signature: bytes = recoverable[:64] + bytes([recoverable[64] + V_OFFSET])
     return signature

@@ -20,7 +20,10 @@ from __future__ import annotations
 
 import struct
 from collections.abc import Iterator
+from enum import IntEnum
+from typing import Any, TypeVar
 
+from rollbook.execution.oracle import ORACLE_PRICES_MAX, ORACLE_SIGNATURES_MAX
 from rollbook.execution.state import MarginGroup, State, Subaccount
 from rollbook.execution.txs import (
     Batch,
@@ -58,8 +61,15 @@ __all__ = [
 ENCODING_VERSION = 1
 BATCH_MAGIC = b"RBB"
 TRANSACTIONS_PER_BATCH_MAX = 1 << 20
-TRANSACTION_BYTES_MAX = 4096
+TRANSACTION_BYTES_MAX = 8192  # fits the largest oracle update the STF accepts (checked below)
 SIGNATURE_BYTES = 65
+
+
+def _oracle_bytes_max() -> int:
+    return 2 + 8 + 2 + ORACLE_PRICES_MAX * 20 + 1 + ORACLE_SIGNATURES_MAX * SIGNATURE_BYTES
+
+
+assert _oracle_bytes_max() <= TRANSACTION_BYTES_MAX, "every valid oracle update must encode"
 
 
 class DecodeError(ValueError):
@@ -85,14 +95,14 @@ _HEADER = struct.Struct(">BB")
 _DEPOSIT = struct.Struct(">Q20sHQ")
 _WITHDRAW = struct.Struct(">20sHQ")
 _TRANSFER = struct.Struct(">20sH20sHQ")
-_PLACE = struct.Struct(">20sHHBQQBB?QB")
+_PLACE = struct.Struct(">20sHHBQQBBBQB")  # bools are u8 0/1, checked on decode
 _CANCEL = struct.Struct(">20sHQ")
 _CANCEL_CLIENT = struct.Struct(">20sHQ")
 _CANCEL_ALL = struct.Struct(">20sHH")
 _MODIFY = struct.Struct(">20sHQQQ")
 _ORACLE_HEAD = struct.Struct(">QH")
 _ORACLE_PRICE = struct.Struct(">I16s")
-_MARGIN_MODE = struct.Struct(">20sHH?")
+_MARGIN_MODE = struct.Struct(">20sHHB")
 _MOVE_MARGIN = struct.Struct(">20sHHq")
 _BATCH_HEAD = struct.Struct(">3sBQQ32sI")
 _LENGTH = struct.Struct(">I")
@@ -149,26 +159,34 @@ def _encode_oracle(tx: OracleUpdate) -> bytes:
                  for p in tx.prices)
     parts.append(bytes([len(tx.signatures)]))
     parts.extend(tx.signatures)
-    return b"".join(parts)
+    encoded = b"".join(parts)
+    if len(encoded) > TRANSACTION_BYTES_MAX:  # decode_transaction would refuse it
+        raise ValueError(f"oracle update encodes to {len(encoded)} > {TRANSACTION_BYTES_MAX} bytes")
+    return encoded
 
 
-def _unpack(layout: struct.Struct, data: bytes) -> tuple[object, ...]:
+def _unpack(layout: struct.Struct, data: bytes) -> tuple[Any, ...]:
+    """Fields of a fixed layout; their Python types are fixed by the layout's format codes."""
     if len(data) != _HEADER.size + layout.size:
         raise DecodeError(f"expected {_HEADER.size + layout.size} bytes, got {len(data)}")
     return layout.unpack_from(data, _HEADER.size)
 
 
-def _enum(kind: type[Side] | type[OrderType] | type[TimeInForce] | type[SelfTradePrevention],
-          value: object) -> int:
+_Enum = TypeVar("_Enum", bound=IntEnum)
+
+
+def _enum(kind: type[_Enum], value: int) -> _Enum:
     try:
         return kind(value)
     except ValueError as error:
         raise DecodeError(f"invalid {kind.__name__}: {value}") from error
 
 
-def _bool(value: object) -> bool:
-    assert isinstance(value, bool)
-    return value
+def _bool(value: int) -> bool:
+    """A canonical bool is the byte 0 or 1 (struct's ``?`` would read any non-zero as True)."""
+    if value != 0 and value != 1:
+        raise DecodeError(f"invalid bool byte: {value}")
+    return value == 1
 
 
 def decode_transaction(data: bytes) -> Transaction:
@@ -183,28 +201,27 @@ def decode_transaction(data: bytes) -> Transaction:
         raise DecodeError(str(error)) from error
 
 
-def _decode_body(tag: int, data: bytes) -> Transaction:  # noqa: PLR0911 - one branch per tag
+def _decode_body(tag: int, data: bytes) -> Transaction:
     if tag == _TAG_PLACE:
         (owner, sub, market, side, price, size, order_type, tif, reduce_only, cid,
          stp) = _unpack(_PLACE, data)
-        return PlaceOrder(owner, sub, market, Side(_enum(Side, side)), price, size,  # type: ignore[arg-type]
-                          OrderType(_enum(OrderType, order_type)),
-                          TimeInForce(_enum(TimeInForce, tif)), _bool(reduce_only), cid,  # type: ignore[arg-type]
-                          SelfTradePrevention(_enum(SelfTradePrevention, stp)))
+        return PlaceOrder(owner, sub, market, _enum(Side, side), price, size,
+                          _enum(OrderType, order_type), _enum(TimeInForce, tif),
+                          _bool(reduce_only), cid, _enum(SelfTradePrevention, stp))
     if tag == _TAG_CANCEL:
-        return CancelOrder(*_unpack(_CANCEL, data))  # type: ignore[arg-type]
+        return CancelOrder(*_unpack(_CANCEL, data))
     if tag == _TAG_MODIFY:
-        return ModifyOrder(*_unpack(_MODIFY, data))  # type: ignore[arg-type]
+        return ModifyOrder(*_unpack(_MODIFY, data))
     if tag == _TAG_DEPOSIT:
-        return Deposit(*_unpack(_DEPOSIT, data))  # type: ignore[arg-type]
+        return Deposit(*_unpack(_DEPOSIT, data))
     if tag == _TAG_WITHDRAW:
-        return Withdraw(*_unpack(_WITHDRAW, data))  # type: ignore[arg-type]
+        return Withdraw(*_unpack(_WITHDRAW, data))
     if tag == _TAG_TRANSFER:
-        return Transfer(*_unpack(_TRANSFER, data))  # type: ignore[arg-type]
+        return Transfer(*_unpack(_TRANSFER, data))
     if tag == _TAG_CANCEL_CLIENT:
-        return CancelOrderByClientId(*_unpack(_CANCEL_CLIENT, data))  # type: ignore[arg-type]
+        return CancelOrderByClientId(*_unpack(_CANCEL_CLIENT, data))
     if tag == _TAG_CANCEL_ALL:
-        return CancelAll(*_unpack(_CANCEL_ALL, data))  # type: ignore[arg-type]
+        return CancelAll(*_unpack(_CANCEL_ALL, data))
     if tag == _TAG_ORACLE:
         return _decode_oracle(data)
     if tag == _TAG_FUNDING:
@@ -215,9 +232,9 @@ def _decode_body(tag: int, data: bytes) -> Transaction:  # noqa: PLR0911 - one b
         return ProcessLiquidations()
     if tag == _TAG_MARGIN_MODE:
         owner, sub, market, isolated = _unpack(_MARGIN_MODE, data)
-        return SetMarginMode(owner, sub, market, _bool(isolated))  # type: ignore[arg-type]
+        return SetMarginMode(owner, sub, market, _bool(isolated))
     if tag == _TAG_MOVE_MARGIN:
-        return MoveIsolatedMargin(*_unpack(_MOVE_MARGIN, data))  # type: ignore[arg-type]
+        return MoveIsolatedMargin(*_unpack(_MOVE_MARGIN, data))
     raise DecodeError(f"unknown transaction tag {tag}")
 
 

@@ -7,11 +7,13 @@ rejected transaction has no events and changed no state.
 
 from __future__ import annotations
 
+from enum import IntEnum
 from typing import NamedTuple
 
 from rollbook.execution.errors import ErrorCode
 
 __all__ = [
+    "CancelReason",
     "DepositCredited",
     "Event",
     "Fill",
@@ -26,7 +28,7 @@ __all__ = [
 ]
 
 
-class CancelReason:
+class CancelReason(IntEnum):
     """Why an order left the book without filling (stable codes)."""
 
     USER = 1

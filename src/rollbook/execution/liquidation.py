@@ -19,7 +19,12 @@ For one group, in order, stopping as soon as equity >= maintenance:
    (the JELLY lesson: cap the backstop's exposure);
 4. otherwise the position is auto-deleveraged against opposite positions ranked by profit x
    leverage (then by key): they take it at the bankruptcy price, so they, not flat accounts,
-   absorb the deficit. Counterparties pushed below maintenance are queued in turn.
+   absorb the deficit. A counterparty takes only as many lots as leave it with non-negative
+   equity (one that joined after the group went bankrupt may be unable to carry its share);
+   counterparties pushed below maintenance are queued in turn.
+5. a group still holding a position below maintenance (ADL could not place all of it) goes
+   back to the end of the queue and is retried by a later transaction: backpressure, never
+   debt pushed onto a counterparty.
 
 Money is conserved at every step: the book path is ordinary fills, the backstop and ADL move
 exactly the quote amount that one side pays and the other receives.
@@ -66,34 +71,44 @@ def _enqueue_if_underwater(state: State, candidates: dict[GroupKey, MarginGroup]
 
 
 def process_liquidation_queue(state: State, events: list[object]) -> int:
-    """Liquidate queued groups in FIFO order, at most ``liquidations_per_tx_max``."""
+    """Liquidate queued groups in FIFO order, at most ``liquidations_per_tx_max``.
+
+    A group that could not be brought back above maintenance (step 5 of the module doc) is
+    queued again at the end, after this transaction's work, so it is retried once per call.
+    """
     processed = 0
     queue = state.liquidation_queue
+    deferred: list[GroupKey] = []
     while queue and processed < state.config.liquidations_per_tx_max:
         key = next(iter(queue))
         del queue[key]
         group = state.group_by_key(key)
-        if group is not None:
-            _liquidate_group(state, group, events)
+        if group is not None and not _liquidate_group(state, group, events):
+            deferred.append(key)
         processed += 1
+    for key in deferred:
+        queue[key] = None
     return processed
 
 
-def _liquidate_group(state: State, group: MarginGroup, events: list[object]) -> None:
+def _liquidate_group(state: State, group: MarginGroup, events: list[object]) -> bool:
+    """Liquidate ``group``; False if it still holds a position below maintenance."""
     markets = state.markets
     if not _below_maintenance(group_risk(markets, group)):
-        return
+        return True
     market_ids = set(group.positions)
     cancel_orders_of_group_markets(state, group.subaccount, market_ids, CancelReason.LIQUIDATION,
                                    events)
     for market_id in sorted(group.positions):
         if not _below_maintenance(group_risk(markets, group)):
-            return
+            return True
         position = group.positions.get(market_id)
         if position is None or position.size_lots == 0:
             continue
         _liquidate_position(state, group, position, markets[market_id], events)
-    assert group_risk(markets, group).equity_quantums >= 0 or group.has_exposure()
+    risk = group_risk(markets, group)
+    assert risk.equity_quantums >= 0 or group.has_exposure()
+    return not (group.has_exposure() and _below_maintenance(risk))
 
 
 def _liquidate_position(state: State, group: MarginGroup, position: Position,
@@ -108,8 +123,7 @@ def _liquidate_position(state: State, group: MarginGroup, position: Position,
         if _backstop(state, group, position, market):
             backstop_lots = remaining
         else:
-            adl_lots = remaining
-            _deleverage(state, group, position, market, events)
+            adl_lots = _deleverage(state, group, position, market, events)
     release_position_if_empty(position)
     assert book_lots + backstop_lots + adl_lots <= abs(size_start)
     events.append(Liquidated(sub.owner, sub.number, market.config.market_id, book_lots,
@@ -202,7 +216,8 @@ def _adl_rank_key(state: State, position: Position) -> int:
 
 
 def _deleverage(state: State, group: MarginGroup, position: Position, market: MarketState,
-                events: list[object]) -> None:
+                events: list[object]) -> int:
+    """Close what counterparties can carry of ``position``; returns the lots placed."""
     size = position.size_lots
     value = position_value_quantums(size, market.index_price_quantums,
                                     market.config.lot_size_nanounits)
@@ -218,11 +233,11 @@ def _deleverage(state: State, group: MarginGroup, position: Position, market: Ma
     for _, key, counterparty in counterparties:
         if remaining == 0:
             break
-        take = min(remaining, abs(counterparty.size_lots))
-        if take == remaining:
-            quote = quote_total - quote_allocated
-        else:
-            quote = div_trunc(quote_total * take, abs(size))
+        take, quote = _solvent_take(state, market, counterparty, size,
+                                    min(remaining, abs(counterparty.size_lots)), remaining,
+                                    quote_total, quote_allocated)
+        if take == 0:
+            continue  # it cannot carry even one lot's share of the deficit
         lots_signed = take if size > 0 else -take  # what the counterparty buys
         settle_trade_side(market, position, -lots_signed, -quote, 0)
         settle_trade_side(market, counterparty, lots_signed, quote, 0)
@@ -233,5 +248,43 @@ def _deleverage(state: State, group: MarginGroup, position: Position, market: Ma
         touched[key] = counterparty.group
         remaining -= take
         quote_allocated += quote
-    assert remaining == 0, "long and short open interest are equal, so ADL always completes"
     _enqueue_if_underwater(state, touched)
+    return abs(size) - remaining
+
+
+def _solvent_take(state: State, market: MarketState, counterparty: Position, size_lots: int,
+                  take_max: int, remaining: int, quote_total: int,
+                  quote_allocated: int) -> tuple[int, int]:
+    """The most lots (<= ``take_max``) ``counterparty`` can take of a liquidated position of
+    ``size_lots`` at its bankruptcy quote while keeping non-negative equity, with their quote;
+    (0, 0) when none. The lot that completes the position carries the rounding remainder.
+
+    Each lot carries the same share of the deficit, so equity after the take does not rise as
+    the take grows (up to a quantum of rounding): a binary search finds the take in at most
+    log2(take_max) risk evaluations, and only a take checked to be solvent is returned.
+    """
+    markets = state.markets
+    market_id = market.config.market_id
+    size_abs = abs(size_lots)
+
+    def quote_for(take: int) -> int:
+        if take == remaining:
+            return quote_total - quote_allocated
+        return div_trunc(quote_total * take, size_abs)
+
+    def solvent(take: int) -> bool:
+        lots_signed = take if size_lots > 0 else -take
+        after = group_risk(markets, counterparty.group, market_id, lots_signed, 0, 0,
+                           -quote_for(take))
+        return after.equity_quantums >= 0
+
+    if solvent(take_max):
+        return take_max, quote_for(take_max)
+    low, high = 0, take_max  # invariant: low == 0 or solvent(low); not solvent(high)
+    while high - low > 1:
+        middle = (low + high) // 2
+        if solvent(middle):
+            low = middle
+        else:
+            high = middle
+    return (low, quote_for(low)) if low else (0, 0)

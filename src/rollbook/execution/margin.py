@@ -34,6 +34,7 @@ from rollbook.execution.units import NANOUNITS_PER_UNIT, PPM, div_ceil, div_floo
 __all__ = [
     "GroupRisk",
     "change_acceptable",
+    "meets_initial_after",
     "group_risk",
     "notional_quantums",
     "position_value_quantums",
@@ -120,6 +121,41 @@ def _position_risk(market: MarketState, size_lots: int, bid_lots: int,
     maintenance = tiered_requirement_quantums(notional_quantums(abs(size_lots), price, lot),
                                               config.margin_tiers, False)
     return value, initial, maintenance
+
+
+def meets_initial_after(markets: dict[int, MarketState], group: MarginGroup, market_id: int,
+                        d_size_lots: int, d_bid_lots: int, d_ask_lots: int,
+                        d_collateral_quantums: int) -> bool:
+    """``group_risk(...)`` equity >= initial, computed in one pass without maintenance.
+
+    The hot path: it is the first clause of ``change_acceptable`` and settles almost every
+    order, so callers try it first and fall back to the full rule only when it fails. Same
+    arithmetic and rounding as ``group_risk`` (tests compare the two on random groups).
+    """
+    equity = group.collateral_quantums + d_collateral_quantums
+    initial = 0
+    adjusted = False
+    for position_market_id, position in group.positions.items():
+        size = position.size_lots
+        bids = position.open_bid_lots
+        asks = position.open_ask_lots
+        if position_market_id == market_id:
+            size += d_size_lots
+            bids += d_bid_lots
+            asks += d_ask_lots
+            adjusted = True
+        market = markets[position_market_id]
+        config = market.config
+        price_lot = market.index_price_quantums * config.lot_size_nanounits
+        equity += div_floor(size * price_lot, NANOUNITS_PER_UNIT)
+        worst = max(abs(size + bids), abs(size - asks))
+        initial += tiered_requirement_quantums(div_ceil(worst * price_lot, NANOUNITS_PER_UNIT),
+                                               config.margin_tiers, True)
+    if not adjusted:
+        risk = _position_risk(markets[market_id], d_size_lots, d_bid_lots, d_ask_lots)
+        equity += risk[0]
+        initial += risk[1]
+    return equity >= initial
 
 
 def change_acceptable(before: GroupRisk, after: GroupRisk) -> bool:

@@ -14,7 +14,9 @@ that fails is expired with reason MAKER_MARGIN and matching continues behind it,
 never keeps an order whose owner can no longer carry it.
 
 Self-trade prevention applies between subaccounts of the same owner. Liquidation sweeps never
-trade with the liquidated owner's other orders; they skip them.
+trade with the liquidated owner's other orders; they skip them. On liquidation fills the taker
+fee is the penalty (to the insurance fund) and makers earn no rebate: the fee pool, which takes
+nothing on those fills, never pays out more than it took.
 
 Limits: a taker's sweep touches at most ``fills_per_order_max`` maker orders (fills and
 expiries together, so the work of one transaction is bounded). When a sweep stops for
@@ -25,7 +27,12 @@ cancelled rather than rested, so the book is never left crossed.
 from __future__ import annotations
 
 from rollbook.execution.events import CancelReason, Fill, OrderCancelled
-from rollbook.execution.margin import GroupRisk, change_acceptable, group_risk
+from rollbook.execution.margin import (
+    GroupRisk,
+    change_acceptable,
+    group_risk,
+    meets_initial_after,
+)
 from rollbook.execution.positions import (
     consume_maker_lots,
     release_position_if_empty,
@@ -51,13 +58,27 @@ def fee_quantums(notional_quantums: int, fee_ppm: int) -> int:
 class _MakerDelta:
     __slots__ = ("ask_lots", "before", "bid_lots", "collateral_quantums", "group", "size_lots")
 
-    def __init__(self, group: MarginGroup, before: GroupRisk) -> None:
+    def __init__(self, group: MarginGroup) -> None:
         self.group = group
-        self.before = before
+        self.before: GroupRisk | None = None  # computed only if the fast check fails
         self.size_lots = 0
         self.collateral_quantums = 0
         self.bid_lots = 0
         self.ask_lots = 0
+
+
+def _maker_acceptable(markets: dict[int, MarketState], delta: _MakerDelta, market_id: int,
+                      d_size_lots: int, d_bid_lots: int, d_ask_lots: int,
+                      d_collateral_quantums: int) -> bool:
+    group = delta.group
+    if meets_initial_after(markets, group, market_id, d_size_lots, d_bid_lots, d_ask_lots,
+                           d_collateral_quantums):
+        return True
+    if delta.before is None:
+        delta.before = group_risk(markets, group)
+    after = group_risk(markets, group, market_id, d_size_lots, d_bid_lots, d_ask_lots,
+                       d_collateral_quantums)
+    return change_acceptable(delta.before, after)
 
 
 class MatchPlan:
@@ -89,7 +110,10 @@ def plan_match(state: State, market: MarketState, taker_group: MarginGroup, take
     markets = state.markets
     market_id = config.market_id
     quantums_per_lot_tick = market.quantums_per_lot_tick
-    maker_fee_ppm = config.maker_fee_ppm
+    # a liquidation's taker fee is its penalty, paid to the insurance fund and capped at the
+    # equity left, so the fee pool takes nothing on those fills and pays no maker rebate on them
+    # (otherwise it could pay out more than it ever took)
+    maker_fee_ppm = max(0, config.maker_fee_ppm) if liquidation else config.maker_fee_ppm
     fills_max = state.config.fills_per_order_max
     oi = market.open_interest_lots
     oi_max = config.open_interest_lots_max
@@ -131,7 +155,7 @@ def plan_match(state: State, market: MarketState, taker_group: MarginGroup, take
             maker_group = order.position.group
             delta = makers.get(id(maker_group))
             if delta is None:
-                delta = _MakerDelta(maker_group, group_risk(markets, maker_group))
+                delta = _MakerDelta(maker_group)
                 makers[id(maker_group)] = delta
             maker_size = order.position.size_lots + delta.size_lots
             oi_change = (max(taker_size + signed, 0) - max(taker_size, 0)
@@ -145,10 +169,9 @@ def plan_match(state: State, market: MarketState, taker_group: MarginGroup, take
             maker_fee = fee_quantums(notional, maker_fee_ppm)
             bid_change = -fill if order.is_buy else 0
             ask_change = 0 if order.is_buy else -fill
-            after = group_risk(markets, maker_group, market_id, delta.size_lots - signed,
-                               delta.bid_lots + bid_change, delta.ask_lots + ask_change,
-                               delta.collateral_quantums + quote - maker_fee)
-            if not change_acceptable(delta.before, after):
+            if not _maker_acceptable(markets, delta, market_id, delta.size_lots - signed,
+                                     delta.bid_lots + bid_change, delta.ask_lots + ask_change,
+                                     delta.collateral_quantums + quote - maker_fee):
                 plan.steps.append((order, 0, CancelReason.MAKER_MARGIN, 0, 0))
                 order = order.next
                 continue
@@ -191,7 +214,10 @@ def apply_plan(state: State, market: MarketState, plan: MatchPlan, taker_positio
         if cancel_reason:
             events.append(OrderCancelled(order.order_id, market_id, order.size_lots,
                                          cancel_reason))
-            remove_resting_order(state, market, order)
+            # a self-trade expiry may remove the taker's own order: keep the taker's position
+            # record attached, since the taker settles into it next (the caller releases it)
+            remove_resting_order(state, market, order,
+                                 release=order.position is not taker_position)
             continue
         price = order.price_ticks
         maker_position = order.position

@@ -63,11 +63,13 @@ def settle_trade_side(market: MarketState, position: Position, size_lots_signed:
         position.entry_notional_quantums = div_trunc(
             position.entry_notional_quantums * new * sign, old * sign)
     else:
-        # flip: what remains was opened at this fill's price; quote is size x a whole
-        # per-lot price, so the division is exact
-        per_lot_quantums = quote_quantums_signed // size_lots_signed
-        assert per_lot_quantums * size_lots_signed == quote_quantums_signed
-        position.entry_notional_quantums = per_lot_quantums * new
+        # flip: what remains was opened at this trade's average price, quote * new / size,
+        # rounded toward zero. Exact for book fills (quote is size x a whole per-lot price);
+        # a backstop takes a position at the bankruptcy quote, which need not be a multiple
+        # of its size, so the division cannot be assumed exact.
+        sign = 1 if size_lots_signed > 0 else -1
+        position.entry_notional_quantums = div_trunc(quote_quantums_signed * new * sign,
+                                                     size_lots_signed * sign)
     position.size_lots = new
     market.open_interest_lots += max(new, 0) - max(old, 0)
     key = group.key

@@ -26,6 +26,7 @@ from rollbook.execution.events import Event, Receipt
 from rollbook.execution.funding import funding_tick
 from rollbook.execution.liquidation import enqueue_underwater_groups, process_liquidation_queue
 from rollbook.execution.oracle import apply_oracle_update
+from rollbook.execution.config import HEARTBEAT_COST_BOUND_UNITS, VenueConfig
 from rollbook.execution.state import State
 from rollbook.execution.txs import (
     Batch,
@@ -48,7 +49,6 @@ from rollbook.execution.txs import (
 __all__ = ["apply_batch", "apply_transaction", "cost_bound_units"]
 
 EVENT_COST_UNITS = 2
-HEARTBEAT_COST_BOUND_UNITS = 200_000
 BASE_COST_UNITS: dict[type, int] = {
     Deposit: 10,
     Withdraw: 20,
@@ -104,8 +104,11 @@ assert set(HANDLERS) == set(BASE_COST_UNITS)
 
 def cost_bound_units(state: State, tx: Transaction) -> int:
     """Worst-case cost of ``tx``, known before it runs (the sequencer cuts batches with it)."""
-    kind = type(tx)
-    config = state.config
+    return _kind_cost_bound(state.config, type(tx))
+
+
+def _kind_cost_bound(config: VenueConfig, kind: type) -> int:
+    """The bound depends only on the transaction's kind and the venue configuration."""
     if kind is PlaceOrder or kind is ModifyOrder:
         # a sweep's steps, plus the taker's own placement/cancel and the replaced order
         return BASE_COST_UNITS[kind] + EVENT_COST_UNITS * (config.fills_per_order_max + 2)
@@ -116,12 +119,17 @@ def cost_bound_units(state: State, tx: Transaction) -> int:
     return BASE_COST_UNITS[kind] + EVENT_COST_UNITS
 
 
+def _static_cost_bounds(config: VenueConfig) -> dict[type, int]:
+    return {kind: _kind_cost_bound(config, kind) for kind in HANDLERS}
+
+
 def apply_transaction(state: State, tx: Transaction) -> Receipt:
     """Apply one transaction; a rejection returns its receipt and leaves the state untouched."""
     events: list[object] = []
     handler = HANDLERS.get(type(tx))
     if handler is None:
-        return Receipt(ErrorCode.MALFORMED_TRANSACTION, "unknown transaction kind", (), 0)
+        unknown = TxRejected(ErrorCode.MALFORMED_TRANSACTION, "unknown transaction kind")
+        return Receipt(unknown.code, unknown.message, (), 0)
     base = BASE_COST_UNITS[type(tx)]
     try:
         handler(state, tx, events)
@@ -141,8 +149,13 @@ def apply_batch(state: State, batch: Batch) -> list[Receipt]:
     used = 0
     receipts: list[Receipt] = []
     append = receipts.append
+    bounds = _static_cost_bounds(state.config)
     for tx in batch.transactions:
-        if used + cost_bound_units(state, tx) > limit:
+        bound = bounds.get(type(tx))
+        if bound is None:
+            append(apply_transaction(state, tx))  # an unknown kind: a rejection receipt
+            continue
+        if used + bound > limit:
             append(Receipt(ErrorCode.BATCH_COST_LIMIT, "transaction does not fit in the batch "
                            "cost limit", (), 0))
             continue

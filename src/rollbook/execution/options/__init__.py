@@ -15,6 +15,7 @@ from rollbook.execution.options.black76 import (
     black76_call,
     black76_call_put,
     black76_put,
+    price_error_bound_wad,
 )
 from rollbook.execution.options.fixed_point import (
     WAD,
@@ -47,5 +48,6 @@ __all__ = [
     "mul_wad_up",
     "norm_cdf_wad",
     "norm_pdf_wad",
+    "price_error_bound_wad",
     "sqrt_wad",
 ]

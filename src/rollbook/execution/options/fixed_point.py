@@ -49,34 +49,43 @@ Domains (outside: ``ValueError`` naming the limit)
 - ``norm_cdf_wad``, ``norm_pdf_wad``: every integer (they saturate).
 - ``mul_*``/``div_*``: every integer; a zero divisor raises.
 
-Error bounds (measured against mpmath at 60 digits by ``tests/options/test_fixed_point.py``)
--------------------------------------------------------------------------------------------
-One ulp is one unit of WAD (1e-18). "Rounded" results are within 0.5 ulp of the exact value
-plus the kernel error given here; the tests assert the bounds in the table.
+Error bounds (measured against mpmath at 60+ digits by ``tests/options/test_fixed_point.py``)
+--------------------------------------------------------------------------------------------
+One ulp is one unit of WAD (1e-18). The WAD functions round the kernel's value to nearest, so
+their error is 0.5 ulp plus the kernel's error expressed in ulps.
 
-=================  ==========================================  ==============================
-function           bound asserted by the tests                 measured worst case
-=================  ==========================================  ==============================
-``mul/div``        exact floor/ceil (no error)                 exact
-``sqrt_wad``       correctly rounded (<= 0.5 ulp)              exact
-``exp_wad``        <= 0.5 ulp + 1e-26 * result                 0.5 ulp; rel. 4e-29 beyond
-``ln_wad``         <= 0.5 ulp + 1e-9 ulp                       0.5 ulp (+ < 1e-25 ulp)
-``norm_cdf_wad``   <= 0.5 ulp + 1e-8 ulp (abs. 1e-26)          0.5 ulp (+ < 3e-10 ulp)
-``norm_pdf_wad``   <= 0.5 ulp + 1e-8 ulp (abs. 1e-26)          0.5 ulp (+ < 3e-10 ulp)
-=================  ==========================================  ==============================
+================  ======================================  ========================================
+function          bound asserted by the tests             measured worst case
+================  ======================================  ========================================
+``mul/div_*``     exact floor / ceil / half-up            exact (checked as integer identities)
+``sqrt_wad``      correctly rounded (<= 0.5 ulp)          exact (integer identity)
+``exp_wad``       0.5 ulp + 1e-26 * result                0.4998 ulp for x <= 0; beyond 0.5 ulp,
+                                                          2.5e-29 * result for large results
+``ln_wad``        0.5 ulp + 1e-9 ulp                      0.49993 ulp (kernel: < 2**-150 absolute)
+``norm_cdf_wad``  0.5 ulp + 1e-8 ulp                      0.49996 ulp (kernel: 2**-92 absolute)
+``norm_pdf_wad``  0.5 ulp + 1e-8 ulp                      0.49998 ulp (kernel: 2**-88.6 absolute,
+                                                          the saturation at z = 11)
+================  ======================================  ========================================
 
-These are 10+ orders of magnitude inside the targets of the options design (relative 1e-12
-for exp/ln/sqrt, absolute 1e-12 for the CDF). The kernels (``*_fixed``) are more precise than
-their WAD wrappers: ``norm_cdf_fixed``/``norm_pdf_fixed`` are within ``NORM_KERNEL_ERROR_MAX``
-(2**-86) of the exact value, ``ln_ratio_fixed`` within 2**-150.
+These are far inside the targets of the options design (relative 1e-12 for exp/ln/sqrt,
+absolute 1e-12 for the CDF). The kernels are more precise than their WAD wrappers:
+``norm_cdf_fixed``/``norm_pdf_fixed`` are within ``NORM_KERNEL_ERROR_MAX`` (2**-88 ~ 3.2e-27)
+of the exact value, ``ln_ratio_fixed`` within 2**-150 (measured 2**-154).
 
 Known limits
 ------------
 - Monotonicity of ``norm_cdf_wad`` is checked exhaustively at every interval boundary and by
-  property tests. Inside an interval the kernel's rounding noise (a few units of 2**-96) is
-  2**30 times smaller than one ulp of the output, so an inversion of one ulp could only occur
-  where the exact value lies within ~2**-92 of a rounding threshold; none has been observed.
-- Import builds the tables (about 20 ms on one core); they are pure functions of the source.
+  property tests, including runs of consecutive inputs. It is not proven for every input: the
+  kernel's rounding noise (a few units of 2**-96) and the mismatch of neighbouring polynomials
+  at a boundary (< 2**-91) are ~2**32 times smaller than one ulp of the output, so a one-ulp
+  inversion needs the exact value within ~2**-91 of a rounding threshold; none has been seen.
+- Import builds the tables (about 20 ms on one core); they are pure functions of the source,
+  computed with floor divisions (``//``) at 256 bits, 160 bits below the kernels' precision.
+  ``tests/options/test_fixed_point.py`` pins a digest of the kernels' outputs: changing a table
+  changes every replica's results and must be a deliberate, versioned change.
+- Throughput (CPython 3.11, one core): ~1.5-3 us per CDF or PDF kernel call, ~2-4 us per
+  ``ln_ratio_fixed``; CPython's cost is per bytecode, so the degree of each polynomial (13 to
+  17 terms near the centre) is what sets the speed.
 """
 
 from __future__ import annotations
@@ -99,6 +108,7 @@ __all__ = [
     "WAD",
     "div_down",
     "div_round_half_up",
+    "div_up",
     "div_wad_down",
     "div_wad_up",
     "exp_wad",
@@ -146,12 +156,13 @@ LN_SERIES_TERMS: Final = 13
 NORM_STEP_BITS: Final = 3  # CDF/PDF intervals of width 1/8, |t| <= 1/16 around each midpoint
 NORM_Z_SATURATION: Final = 11  # Q(11) = 1.9e-28, phi(11) = 2.1e-27: reported as 0 beyond
 _NORM_INTERVALS: Final = NORM_Z_SATURATION << NORM_STEP_BITS
+_NORM_SATURATION_WAD: Final = NORM_Z_SATURATION * WAD
 _NORM_TAIL_BITS: Final = 92  # truncation of each interval's polynomial below 2**-92
 _NORM_MAX_DEGREE: Final = 40  # coefficients computed before truncation; asserted sufficient
-# Kernel error of norm_cdf_fixed/norm_pdf_fixed: truncation (2**-92) + saturation (< 2**-88)
-# + coefficient rounding and Horner floors (< 2**-90): below 2**-86 everywhere, measured by
-# the tests (the measured worst case is ~2**-99 away from saturation).
-NORM_KERNEL_ERROR_MAX: Final = 1 << (FRAC_BITS - 86)
+# Kernel error of norm_cdf_fixed/norm_pdf_fixed, in units of 2**-FRAC_BITS: truncation
+# (< 2**-92) + coefficient rounding and ~17 Horner floors (< 2**-91) + saturation (Q(11) ~
+# 2**-92, phi(11) ~ 2**-88.6): below 2**-88. Measured: 17 units for Q, 166 for phi (at z = 11).
+NORM_KERNEL_ERROR_MAX: Final = 1 << (FRAC_BITS - 88)
 
 # 60 digits of pi; checked against mpmath by the tests.
 _PI_DIGITS: Final = 60
@@ -194,6 +205,12 @@ def div_down(numerator: int, denominator: int) -> int:
     """``floor(numerator / denominator)``: rounded toward -infinity."""
     _require_nonzero(denominator, "div_down")
     return numerator // denominator
+
+
+def div_up(numerator: int, denominator: int) -> int:
+    """``ceil(numerator / denominator)``: rounded toward +infinity."""
+    _require_nonzero(denominator, "div_up")
+    return -((-numerator) // denominator)
 
 
 def div_round_half_up(numerator: int, denominator: int) -> int:
@@ -324,7 +341,6 @@ def _norm_tables() -> tuple[tuple[tuple[int, ...], ...], tuple[tuple[int, ...], 
     return tuple(tail_rows), tuple(pdf_rows)
 
 
-_LN2_FIXED: Final = _round_table(_LN2_TABLE, FRAC_BITS)
 _LN2_EXTENDED_BITS: Final = 64  # exp's range reduction multiplies ln 2 by k up to ~200
 _LN2_EXTENDED: Final = _round_table(_LN2_TABLE, FRAC_BITS + _LN2_EXTENDED_BITS)
 _INV_LN2_FIXED: Final = div_round_half_up(_ONE << _TABLE_BITS, _LN2_TABLE)
@@ -371,7 +387,7 @@ def _exp_fixed(x: int) -> tuple[int, int]:
 def ln_ratio_fixed(numerator: int, denominator: int) -> int:
     """``ln(numerator / denominator)`` at ``2**LN_FRAC_BITS`` for positive integers.
 
-    Absolute error below 2**-150 (measured ~2**-157). Callers validate positivity.
+    Absolute error below 2**-150 (measured 2**-154). Callers validate positivity.
     """
     exponent = numerator.bit_length() - denominator.bit_length()
     shift = LN_FRAC_BITS - exponent
@@ -459,7 +475,7 @@ def exp_wad(x_wad: int) -> int:
 
 
 def ln_wad(x_wad: int) -> int:
-    """``ln(x)`` as a WAD integer, rounded to nearest; error <= 0.5 ulp + 2**-90.
+    """``ln(x)`` as a WAD integer, rounded to nearest; error <= 0.5 ulp + 1e-9 ulp.
 
     Domain: ``0 < x_wad <= UINT256_MAX``.
     """
@@ -491,7 +507,10 @@ def norm_cdf_wad(x_wad: int) -> int:
     Total on the integers; ``norm_cdf_wad(x) + norm_cdf_wad(-x) == WAD`` exactly.
     Error <= 0.5 ulp + 1e-8 ulp.
     """
-    tail = _norm_horner(_NORM_TAIL_TABLE, _wad_to_fixed_down(abs(x_wad)))
+    magnitude_wad = abs(x_wad)
+    if magnitude_wad >= _NORM_SATURATION_WAD:  # bounded work for any input size
+        return WAD if x_wad >= 0 else 0
+    tail = _norm_horner(_NORM_TAIL_TABLE, _wad_to_fixed_down(magnitude_wad))
     tail_wad = _fixed_to_wad(tail, FRAC_BITS)
     return WAD - tail_wad if x_wad >= 0 else tail_wad
 
@@ -501,4 +520,9 @@ def norm_pdf_wad(x_wad: int) -> int:
 
     Total on the integers; error <= 0.5 ulp + 1e-8 ulp.
     """
-    return _fixed_to_wad(_norm_horner(_NORM_PDF_TABLE, _wad_to_fixed_down(abs(x_wad))), FRAC_BITS)
+    magnitude_wad = abs(x_wad)
+    if magnitude_wad >= _NORM_SATURATION_WAD:
+        return 0
+    return _fixed_to_wad(
+        _norm_horner(_NORM_PDF_TABLE, _wad_to_fixed_down(magnitude_wad)), FRAC_BITS
+    )
