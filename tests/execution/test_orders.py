@@ -44,7 +44,13 @@ from rollbook.execution import (
 )
 from rollbook.execution.crypto import sign_digest
 from rollbook.execution.errors import ERROR_MESSAGES
-from rollbook.execution.events import CancelReason, Fill, OrderCancelled, OrderPlaced
+from rollbook.execution.events import (
+    CancelReason,
+    Fill,
+    OrderCancelled,
+    OrderPlaced,
+    OrderReduced,
+)
 from rollbook.execution.invariants import check_invariants
 from rollbook.execution.oracle import oracle_message_digest
 from rollbook.execution.state import State
@@ -479,11 +485,19 @@ def test_cancel_all_in_one_market() -> None:
 # --- modify -----------------------------------------------------------------------------------
 
 
+def test_modify_size_down_works_outside_the_band_after_the_oracle_moved(funded: Venue) -> None:
+    one(funded, buy(ALICE, P - 1, 10))
+    # the index rises 20%: the bid now sits outside the 10% band, yet it can still shrink
+    funded.run_ok(funded.oracle(INDEX_100K_QUANTUMS * 12 // 10))
+    assert one(funded, ModifyOrder(ALICE, 0, 1, P - 1, 3)) == (OrderReduced(1, BTC, 7, 3),)
+    rejected(funded, ModifyOrder(ALICE, 0, 1, P - 2, 3), ErrorCode.PRICE_OUTSIDE_BAND)
+    assert book(funded.state, True) == [(1, P - 1, 3)]
+
+
 def test_modify_size_down_at_same_price_keeps_priority(funded: Venue) -> None:
     one(funded, buy(ALICE, P - 1, 10, client_order_id=5))
     one(funded, buy(BOB, P - 1, 10))
-    assert one(funded, ModifyOrder(ALICE, 0, 1, P - 1, 4)) == (
-        cancelled(1, 6, CancelReason.MODIFIED),)
+    assert one(funded, ModifyOrder(ALICE, 0, 1, P - 1, 4)) == (OrderReduced(1, BTC, 6, 4),)
     assert book(funded.state, True) == [(1, P - 1, 4), (2, P - 1, 10)]
     assert open_lots(funded.state, ALICE) == (4, 0)
     assert funded.state.subaccounts[(ALICE, 0)].client_orders[5].order_id == 1
@@ -667,33 +681,30 @@ def test_self_trade_expiries_count_towards_the_fill_limit() -> None:
     assert book(v.state, False) == [(3, P, 1)]
 
 
-def test_open_interest_cap_stops_the_sweep() -> None:
+def test_open_interest_cap_fills_up_to_the_cap_then_stops() -> None:
     v = funded_venue(market_config(open_interest_lots_max=100))
     one(v, sell(BOB, P, 60))  # order 1
     one(v, sell(BOB, P, 60))  # order 2: filling it whole would take open interest to 120
-    events = one(v, buy(ALICE, P, 150))
+    events = one(v, buy(ALICE, P, 150))  # order 3
+    # 60 from order 1, then order 2 only up to the cap (40); the GTC remainder never rests
     assert events == (fill(1, 3, BOB, ALICE, True, P, 60),
-                      cancelled(3, 90, CancelReason.OPEN_INTEREST_CAP))
-    assert v.state.markets[BTC].open_interest_lots == 60
-    # the GTC remainder did not rest, and the maker that would breach the cap keeps its order
-    assert book(v.state, True) == [] and book(v.state, False) == [(2, P, 60)]
-    one(v, sell(BOB, P - 1, 40))  # order 4: fills up to the cap exactly
-    assert one(v, buy(ALICE, P, 100, **IOC)) == (
-        fill(4, 5, BOB, ALICE, True, P - 1, 40),
-        cancelled(5, 60, CancelReason.OPEN_INTEREST_CAP))
+                      fill(2, 3, BOB, ALICE, True, P, 40),
+                      cancelled(3, 50, CancelReason.OPEN_INTEREST_CAP))
     assert v.state.markets[BTC].open_interest_lots == 100
+    assert book(v.state, True) == [] and book(v.state, False) == [(2, P, 20)]
     # at the cap, opening trades get nothing ...
     assert one(v, buy(CAROL, P, 10, **IOC)) == (
-        cancelled(6, 10, CancelReason.OPEN_INTEREST_CAP),)
+        cancelled(4, 10, CancelReason.OPEN_INTEREST_CAP),)
     # ... while a trade that keeps open interest level goes through: ALICE sells 30 to DAVE
-    one(v, buy(DAVE, P - 1, 30))  # order 7
-    assert one(v, sell(ALICE, P - 1, 30, **IOC)) == (fill(7, 8, DAVE, ALICE, False, P - 1, 30),)
+    one(v, buy(DAVE, P - 1, 30))  # order 5
+    assert one(v, sell(ALICE, P - 1, 30, **IOC)) == (fill(5, 6, DAVE, ALICE, False, P - 1, 30),)
     assert v.state.markets[BTC].open_interest_lots == 100  # ALICE 70 + DAVE 30
     # and one that reduces it: BOB buys back 10 from ALICE
     one(v, CancelOrder(BOB, 0, 2))
-    one(v, sell(ALICE, P, 10))  # order 9
-    assert one(v, buy(BOB, P, 10, **IOC)) == (fill(9, 10, ALICE, BOB, True, P, 10),)
+    one(v, sell(ALICE, P, 10))  # order 7
+    assert one(v, buy(BOB, P, 10, **IOC)) == (fill(7, 8, ALICE, BOB, True, P, 10),)
     assert v.state.markets[BTC].open_interest_lots == 90
+    check_invariants(v.state)
 
 
 def test_order_size_max() -> None:

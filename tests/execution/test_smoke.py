@@ -1,5 +1,4 @@
 from conftest import ALICE, BOB, BTC, PRICE_100K_TICKS, USDC, Venue
-
 from rollbook.execution import PlaceOrder, Side, TimeInForce
 from rollbook.execution.invariants import check_invariants
 

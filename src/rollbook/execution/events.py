@@ -21,6 +21,7 @@ __all__ = [
     "Liquidated",
     "OrderCancelled",
     "OrderPlaced",
+    "OrderReduced",
     "PositionDeleveraged",
     "Receipt",
     "TransferDone",
@@ -50,6 +51,15 @@ class OrderPlaced(NamedTuple):
     price_ticks: int
     size_lots: int
     client_order_id: int
+
+
+class OrderReduced(NamedTuple):
+    """A modify shrank a resting order in place; it stays live and keeps its priority."""
+
+    order_id: int
+    market_id: int
+    removed_lots: int
+    remaining_lots: int
 
 
 class Fill(NamedTuple):
@@ -126,6 +136,7 @@ Event = (
     OrderPlaced
     | Fill
     | OrderCancelled
+    | OrderReduced
     | DepositCredited
     | WithdrawalQueued
     | TransferDone

@@ -19,8 +19,9 @@ fee is the penalty (to the insurance fund) and makers earn no rebate: the fee po
 nothing on those fills, never pays out more than it took.
 
 Limits: a taker's sweep touches at most ``fills_per_order_max`` maker orders (fills and
-expiries together, so the work of one transaction is bounded). When a sweep stops for
-that reason, for the open-interest cap, or for self-trade prevention, the taker's remainder is
+expiries together, so the work of one transaction is bounded). At the open-interest cap a
+fill is cut to the largest size that fits. When a sweep stops for the fill limit, for the
+open-interest cap, or for self-trade prevention, the taker's remainder is
 cancelled rather than rested, so the book is never left crossed.
 """
 
@@ -65,6 +66,31 @@ class _MakerDelta:
         self.collateral_quantums = 0
         self.bid_lots = 0
         self.ask_lots = 0
+
+
+def _oi_change_lots(taker_size_lots: int, maker_size_lots: int, taker_signed_lots: int) -> int:
+    """Change of long open interest when the taker trades ``taker_signed_lots`` with a maker."""
+    return (max(taker_size_lots + taker_signed_lots, 0) - max(taker_size_lots, 0)
+            + max(maker_size_lots - taker_signed_lots, 0) - max(maker_size_lots, 0))
+
+
+def _largest_fill_under_cap(taker_size_lots: int, maker_size_lots: int, is_buy: bool,
+                            fill_lots_max: int, room_lots: int) -> int:
+    """The largest fill in [0, fill_lots_max] whose open-interest change fits in ``room_lots``.
+
+    The change is a sum of maxima of affine functions of the fill, so it is convex, and it is 0
+    for an empty fill: the fills that fit form an interval starting at 0, found by bisection.
+    """
+    low = 0
+    high = fill_lots_max
+    while low < high:
+        middle = div_ceil(low + high, 2)
+        signed = middle if is_buy else -middle
+        if _oi_change_lots(taker_size_lots, maker_size_lots, signed) <= room_lots:
+            low = middle
+        else:
+            high = middle - 1
+    return low
 
 
 def _maker_acceptable(markets: dict[int, MarketState], delta: _MakerDelta, market_id: int,
@@ -158,12 +184,16 @@ def plan_match(state: State, market: MarketState, taker_group: MarginGroup, take
                 delta = _MakerDelta(maker_group)
                 makers[id(maker_group)] = delta
             maker_size = order.position.size_lots + delta.size_lots
-            oi_change = (max(taker_size + signed, 0) - max(taker_size, 0)
-                         + max(maker_size - signed, 0) - max(maker_size, 0))
-            if oi_change > 0 and oi + oi_change > oi_max:
-                plan.stop_reason = CancelReason.OPEN_INTEREST_CAP
-                plan.oi_delta_lots = oi - market.open_interest_lots
-                return plan
+            oi_change = _oi_change_lots(taker_size, maker_size, signed)
+            capped = oi_change > 0 and oi + oi_change > oi_max
+            if capped:
+                fill = _largest_fill_under_cap(taker_size, maker_size, is_buy, fill, oi_max - oi)
+                if fill == 0:
+                    plan.stop_reason = CancelReason.OPEN_INTEREST_CAP
+                    plan.oi_delta_lots = oi - market.open_interest_lots
+                    return plan
+                signed = fill if is_buy else -fill
+                oi_change = _oi_change_lots(taker_size, maker_size, signed)
             quote = signed * price * quantums_per_lot_tick
             notional = quote if quote >= 0 else -quote
             maker_fee = fee_quantums(notional, maker_fee_ppm)
@@ -187,6 +217,10 @@ def plan_match(state: State, market: MarketState, taker_group: MarginGroup, take
             oi += oi_change
             taker_size += signed
             remaining -= fill
+            if capped and remaining:  # the cap binds: the rest of the order cannot fill
+                plan.stop_reason = CancelReason.OPEN_INTEREST_CAP
+                plan.oi_delta_lots = oi - market.open_interest_lots
+                return plan
             if remaining == 0:
                 plan.oi_delta_lots = oi - market.open_interest_lots
                 return plan

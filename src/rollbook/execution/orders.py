@@ -18,7 +18,7 @@ Semantics:
 from __future__ import annotations
 
 from rollbook.execution.errors import ErrorCode, TxRejected
-from rollbook.execution.events import CancelReason, OrderCancelled, OrderPlaced
+from rollbook.execution.events import CancelReason, OrderCancelled, OrderPlaced, OrderReduced
 from rollbook.execution.margin import change_acceptable, group_risk, meets_initial_after
 from rollbook.execution.matching import MatchPlan, apply_plan, plan_match
 from rollbook.execution.positions import (
@@ -283,17 +283,17 @@ def modify_order(state: State, tx: ModifyOrder, events: list[object]) -> None:
     market = require_tradable_market(state, order.market_id)
     if tx.price_ticks == order.price_ticks and tx.size_lots == order.size_lots:
         raise TxRejected(ErrorCode.MODIFY_NOTHING)
-    _check_price_and_size(market, tx.price_ticks, tx.size_lots, True)
-    if tx.price_ticks == order.price_ticks and tx.size_lots < order.size_lots:
+    if tx.price_ticks == order.price_ticks and 0 < tx.size_lots < order.size_lots:
+        # a pure size decrease only lowers risk: no band check, the order keeps its priority
         removed = order.size_lots - tx.size_lots
         market.book.reduce(order, removed)
         if order.is_buy:
             order.position.open_bid_lots -= removed
         else:
             order.position.open_ask_lots -= removed
-        events.append(OrderCancelled(order.order_id, order.market_id, removed,
-                                     CancelReason.MODIFIED))
+        events.append(OrderReduced(order.order_id, order.market_id, removed, tx.size_lots))
         return
+    _check_price_and_size(market, tx.price_ticks, tx.size_lots, True)
     tif = TimeInForce.POST_ONLY if order.post_only else TimeInForce.GTC
     _submit(state, sub, market, order.is_buy, tx.price_ticks, tx.size_lots, tif, False,
             order.client_order_id, order.self_trade, order, events)
