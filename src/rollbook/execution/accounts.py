@@ -7,6 +7,8 @@
 - Withdrawals, transfers and moves out of a margin group must pass
   ``margin.withdrawal_allowed`` (no unrealised profit leaves, a margin floor stays behind) and
   are refused while the group waits in the liquidation queue.
+- A transfer may top up the insurance fund (its zero-address subaccount); nothing can move
+  collateral out of the fund except the liquidation engine.
 - Margin mode changes only when the market has no position and no open orders for the
   subaccount; switching back to cross returns the isolated collateral.
 """
@@ -102,8 +104,9 @@ def withdraw(state: State, tx: Withdraw, events: list[object]) -> None:
 
 def transfer(state: State, tx: Transfer, events: list[object]) -> None:
     sub = require_subaccount(state, tx.owner, tx.subaccount)
-    _check_address(tx.to_owner)
-    _check_subaccount_number(tx.to_subaccount)
+    if (tx.to_owner, tx.to_subaccount) != state.insurance.key:  # topping up the fund is allowed
+        _check_address(tx.to_owner)
+        _check_subaccount_number(tx.to_subaccount)
     if (tx.owner, tx.subaccount) == (tx.to_owner, tx.to_subaccount):
         raise TxRejected(ErrorCode.TRANSFER_TO_SELF)
     _check_amount(state, tx.amount_quantums)

@@ -2,7 +2,8 @@
 
 Signatures are 65 bytes ``r || s || v`` with ``v`` in {27, 28} (Ethereum's convention). Only
 low-s signatures are accepted (s <= n/2) and ``v`` has one spelling, so a signature has exactly
-one valid encoding and cannot be malleated into a second one. Recovery uses libsecp256k1 through coincurve.
+one valid encoding and cannot be malleated into a second one. Recovery uses libsecp256k1
+through coincurve.
 """
 
 from __future__ import annotations

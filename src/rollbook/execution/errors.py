@@ -95,7 +95,8 @@ ERROR_MESSAGES: dict[ErrorCode, str] = {
     ErrorCode.MODIFY_NOTHING: "modify changes neither price nor size",
     ErrorCode.ORACLE_SIGNATURES_INSUFFICIENT: "oracle update lacks the signature threshold",
     ErrorCode.ORACLE_SIGNATURE_INVALID: "oracle signature is malformed, high-s or not a signer",
-    ErrorCode.ORACLE_STALE: "oracle update is older than the current one or too far from batch time",
+    ErrorCode.ORACLE_STALE: (
+        "oracle update is older than the current one or too far from batch time"),
     ErrorCode.ORACLE_UNKNOWN_INDEX: "oracle update names an unknown index",
 }
 

@@ -13,18 +13,22 @@ For one group, in order, stopping as soon as equity >= maintenance:
    book, never beyond the bankruptcy price (the price at which closing the whole remaining
    position leaves equity at zero), paying a penalty of ``liquidation_penalty_ppm`` of the
    notional to the insurance fund, capped at the equity left, so the penalty never creates debt;
-3. whatever the book cannot absorb within that bound is taken over by the insurance fund at
-   the bankruptcy price (the group's equity goes to zero; a deficit is paid by the fund), if
+3. whatever the book cannot absorb within that bound is taken over by the insurance fund, if
    the fund stays above its own maintenance margin and under ``backstop_notional_quantums_max``
    (the JELLY lesson: cap the backstop's exposure);
-4. otherwise the position is auto-deleveraged against opposite positions ranked by profit x
-   leverage (then by key): they take it at the bankruptcy price, so they, not flat accounts,
-   absorb the deficit. A counterparty takes only as many lots as leave it with non-negative
-   equity (one that joined after the group went bankrupt may be unable to carry its share);
-   counterparties pushed below maintenance are queued in turn.
+4. otherwise the position is auto-deleveraged against opposite positions with positive equity,
+   ranked by profit x leverage (then by key). A counterparty takes only as many lots as leave
+   it with non-negative equity (one that joined after the group went bankrupt may be unable to
+   carry its share); counterparties pushed below maintenance are queued in turn;
 5. a group still holding a position below maintenance (ADL could not place all of it) goes
    back to the end of the queue and is retried by a later transaction: backpressure, never
    debt pushed onto a counterparty.
+
+Every path has the same terms: the liquidated group pays a penalty of
+``liquidation_penalty_ppm`` of the notional it gives up to the insurance fund, capped at its
+positive equity, and keeps the rest of its equity. Only a deficit (negative equity) moves at the
+bankruptcy price: the fund covers it on the backstop path, the counterparties on the ADL path,
+so flat accounts never pay.
 
 Money is conserved at every step: the book path is ordinary fills, the backstop and ADL move
 exactly the quote amount that one side pays and the other receives.
@@ -33,7 +37,12 @@ exactly the quote amount that one side pays and the other receives.
 from __future__ import annotations
 
 from rollbook.execution.events import CancelReason, Liquidated, PositionDeleveraged
-from rollbook.execution.margin import GroupRisk, group_risk, position_value_quantums
+from rollbook.execution.margin import (
+    GroupRisk,
+    group_risk,
+    notional_quantums,
+    position_value_quantums,
+)
 from rollbook.execution.matching import apply_plan, plan_match
 from rollbook.execution.orders import cancel_orders_of_group_markets
 from rollbook.execution.positions import (
@@ -120,14 +129,18 @@ def _liquidate_position(state: State, group: MarginGroup, position: Position,
     adl_lots = 0
     if position.size_lots != 0 and _below_maintenance(group_risk(state.markets, group)):
         remaining = abs(position.size_lots)
-        if _backstop(state, group, position, market):
+        backstop_penalty = _backstop(state, group, position, market)
+        if backstop_penalty is not None:
             backstop_lots = remaining
+            penalty += backstop_penalty
         else:
-            adl_lots = _deleverage(state, group, position, market, events)
+            adl_lots, adl_penalty = _deleverage(state, group, position, market, events)
+            penalty += adl_penalty
     release_position_if_empty(position)
     assert book_lots + backstop_lots + adl_lots <= abs(size_start)
-    events.append(Liquidated(sub.owner, sub.number, market.config.market_id, book_lots,
-                             backstop_lots, adl_lots, penalty))
+    if book_lots or backstop_lots or adl_lots or penalty:
+        events.append(Liquidated(sub.owner, sub.number, market.config.market_id, book_lots,
+                                 backstop_lots, adl_lots, penalty))
 
 
 def bankruptcy_price_ticks(market: MarketState, equity_quantums: int,
@@ -178,19 +191,35 @@ def _close_through_book(state: State, group: MarginGroup, position: Position,
     return closed, penalty_total
 
 
+def liquidation_penalty_quantums(market: MarketState, size_lots: int,
+                                 equity_quantums: int) -> int:
+    """The penalty for liquidating ``size_lots``: ``liquidation_penalty_ppm`` of its notional,
+    capped at the group's positive equity so that it never creates a deficit."""
+    notional = notional_quantums(abs(size_lots), market.index_price_quantums,
+                                 market.config.lot_size_nanounits)
+    charge = div_ceil(notional * market.config.liquidation_penalty_ppm, PPM)
+    return min(charge, max(equity_quantums, 0))
+
+
 def _backstop(state: State, group: MarginGroup, position: Position,
-              market: MarketState) -> bool:
-    """The insurance fund takes the position at the bankruptcy price, if it can carry it."""
+              market: MarketState) -> int | None:
+    """The insurance fund takes the position, if it can carry it; returns the penalty it got.
+
+    Same terms as any liquidation: the group keeps its equity less the penalty; only a deficit
+    moves at the bankruptcy price, and the fund covers it.
+    """
     insurance = state.insurance.cross
     if group is insurance:
-        return False
+        return None
     markets = state.markets
     market_id = market.config.market_id
     size = position.size_lots
     value = position_value_quantums(size, market.index_price_quantums,
                                     market.config.lot_size_nanounits)
     equity = group_risk(markets, group).equity_quantums
-    quote = value - equity  # what the fund pays so that the group is left with exactly zero
+    penalty = liquidation_penalty_quantums(market, size, equity)
+    # the fund pays the index value, less the penalty; a deficit (negative equity) it covers
+    quote = value - min(equity, 0) - penalty
     after = group_risk(markets, insurance, market_id, size, 0, 0, -quote)
     held = insurance.positions.get(market_id)
     held_lots = size + (0 if held is None else held.size_lots)
@@ -198,10 +227,10 @@ def _backstop(state: State, group: MarginGroup, position: Position,
                                            market.config.lot_size_nanounits))
     if (after.equity_quantums < after.maintenance_quantums or after.equity_quantums < 0
             or notional > state.config.backstop_notional_quantums_max):
-        return False
+        return None
     settle_trade_side(market, position, -size, -quote, 0)
     settle_trade_side(market, ensure_position(insurance, market_id), size, quote, 0)
-    return True
+    return penalty
 
 
 def _adl_rank_key(state: State, position: Position) -> int:
@@ -211,13 +240,19 @@ def _adl_rank_key(state: State, position: Position) -> int:
                                     market.config.lot_size_nanounits)
     profit = value - position.entry_notional_quantums
     equity = group_risk(state.markets, position.group).equity_quantums
+    assert equity > 0, "only counterparties with equity are ranked"
     return div_floor(profit * abs(value) * PPM,
-                     max(1, abs(position.entry_notional_quantums)) * max(1, equity))
+                     max(1, abs(position.entry_notional_quantums)) * equity)
 
 
 def _deleverage(state: State, group: MarginGroup, position: Position, market: MarketState,
-                events: list[object]) -> int:
-    """Close what counterparties can carry of ``position``; returns the lots placed."""
+                events: list[object]) -> tuple[int, int]:
+    """Close what counterparties can carry of ``position``; returns (lots placed, penalty).
+
+    Counterparties take the lots at the index value, plus their share of any deficit (the
+    bankruptcy price); a group with equity left pays the usual penalty to the insurance fund
+    on the lots placed, as on every liquidation path.
+    """
     size = position.size_lots
     value = position_value_quantums(size, market.index_price_quantums,
                                     market.config.lot_size_nanounits)
@@ -225,7 +260,8 @@ def _deleverage(state: State, group: MarginGroup, position: Position, market: Ma
     quote_total = value - min(equity, 0)  # a deficit is carried by the counterparties
     counterparties = sorted(
         ((-_adl_rank_key(state, p), key, p) for key, p in market.holders.items()
-         if p.group is not group and (p.size_lots > 0) != (size > 0)),
+         if p.group is not group and (p.size_lots > 0) != (size > 0)
+         and group_risk(state.markets, p.group).equity_quantums > 0),
         key=lambda item: (item[0], item[1]))
     remaining = abs(size)
     quote_allocated = 0
@@ -249,7 +285,11 @@ def _deleverage(state: State, group: MarginGroup, position: Position, market: Ma
         remaining -= take
         quote_allocated += quote
     _enqueue_if_underwater(state, touched)
-    return abs(size) - remaining
+    placed = abs(size) - remaining
+    penalty = liquidation_penalty_quantums(market, placed, equity) if placed else 0
+    group.collateral_quantums -= penalty
+    state.insurance.cross.collateral_quantums += penalty
+    return placed, penalty
 
 
 def _solvent_take(state: State, market: MarketState, counterparty: Position, size_lots: int,
@@ -282,7 +322,7 @@ def _solvent_take(state: State, market: MarketState, counterparty: Position, siz
         return take_max, quote_for(take_max)
     low, high = 0, take_max  # invariant: low == 0 or solvent(low); not solvent(high)
     while high - low > 1:
-        middle = (low + high) // 2
+        middle = div_floor(low + high, 2)
         if solvent(middle):
             low = middle
         else:

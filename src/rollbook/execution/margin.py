@@ -34,8 +34,8 @@ from rollbook.execution.units import NANOUNITS_PER_UNIT, PPM, div_ceil, div_floo
 __all__ = [
     "GroupRisk",
     "change_acceptable",
-    "meets_initial_after",
     "group_risk",
+    "meets_initial_after",
     "notional_quantums",
     "position_value_quantums",
     "tiered_requirement_quantums",

@@ -27,6 +27,8 @@ cancelled rather than rested, so the book is never left crossed.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 from rollbook.execution.events import CancelReason, Fill, OrderCancelled
 from rollbook.execution.margin import (
     GroupRisk,
@@ -147,12 +149,13 @@ def plan_match(state: State, market: MarketState, taker_group: MarginGroup, take
     taker_size = 0 if taker_position is None else taker_position.size_lots
     makers: dict[int, _MakerDelta] = {}
     remaining = size_lots
+    # planning never mutates the book, so the price lists are walked in place, best first
     if is_buy:
         levels = book.asks
-        prices = list(book.ask_prices)
+        prices: Iterable[int] = book.ask_prices
     else:
         levels = book.bids
-        prices = book.bid_prices[::-1]
+        prices = reversed(book.bid_prices)
     for price in prices:
         if (price > limit_price_ticks) if is_buy else (price < limit_price_ticks):
             break

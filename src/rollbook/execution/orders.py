@@ -112,7 +112,7 @@ def place_order(state: State, tx: PlaceOrder, events: list[object]) -> None:
             raise TxRejected(ErrorCode.INVALID_ORDER_TYPE, "market orders are IOC or FOK")
     elif order_type != _LIMIT:
         raise TxRejected(ErrorCode.INVALID_ORDER_TYPE)
-    if tx.reduce_only and (tif == _GTC or tif == _POST_ONLY):
+    if tx.reduce_only and tif in (_GTC, _POST_ONLY):
         raise TxRejected(ErrorCode.REDUCE_ONLY_NOT_IOC)
     if not 0 <= tx.client_order_id <= CLIENT_ORDER_ID_MAX:
         raise TxRejected(ErrorCode.MALFORMED_TRANSACTION, "client order id")
@@ -138,9 +138,9 @@ def _submit(state: State, sub: Subaccount, market: MarketState, is_buy: bool, pr
     market_id = market.config.market_id
     group = sub.group_for(market_id)
     position = group.positions.get(market_id)
-    if client_order_id and client_order_id in sub.client_orders:
-        if replaces is None or sub.client_orders[client_order_id] is not replaces:
-            raise TxRejected(ErrorCode.DUPLICATE_CLIENT_ORDER_ID)
+    existing = sub.client_orders.get(client_order_id) if client_order_id else None
+    if existing is not None and existing is not replaces:
+        raise TxRejected(ErrorCode.DUPLICATE_CLIENT_ORDER_ID)
     if reduce_only:
         position_lots = 0 if position is None else position.size_lots
         if (position_lots == 0 or (position_lots > 0) == is_buy
@@ -154,7 +154,7 @@ def _submit(state: State, sub: Subaccount, market: MarketState, is_buy: bool, pr
     filled = 0 if plan is None else plan.filled_lots
     if tif == _FOK and filled < size_lots:
         raise TxRejected(ErrorCode.FOK_NOT_FILLED, f"{filled} of {size_lots} lots available")
-    rests = (tif == _GTC or tif == _POST_ONLY) and filled < size_lots and (
+    rests = tif in (_GTC, _POST_ONLY) and filled < size_lots and (
         plan is None or plan.stop_reason == 0)
     rest_lots = size_lots - filled if rests else 0
     if rests and len(sub.orders) - (replaces is not None) >= (

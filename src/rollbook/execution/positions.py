@@ -6,8 +6,9 @@ exact by construction. Long open interest is tracked incrementally; short open i
 it because every fill changes the two sides by opposite amounts.
 
 Entry notional (used only by the withdrawal rule and for display) follows the position:
-increases add the fill's exact notional, reductions scale it proportionally (rounded toward
-zero), a flip restarts it at the fill price.
+increases add the fill's exact notional, reductions scale it proportionally, a flip restarts
+it at the trade's price. Scaling rounds toward negative infinity: a smaller entry notional never
+overstates what the withdrawal rule lets leave (venue-favourable for longs and shorts alike).
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from rollbook.execution.state import (
     State,
     Subaccount,
 )
-from rollbook.execution.units import div_trunc
+from rollbook.execution.units import div_floor
 
 __all__ = [
     "consume_maker_lots",
@@ -60,7 +61,7 @@ def settle_trade_side(market: MarketState, position: Position, size_lots_signed:
     elif (new > 0) == (old > 0) or new == 0:
         # proportional reduction: entry * new / old, rounded toward zero
         sign = 1 if old > 0 else -1
-        position.entry_notional_quantums = div_trunc(
+        position.entry_notional_quantums = div_floor(
             position.entry_notional_quantums * new * sign, old * sign)
     else:
         # flip: what remains was opened at this trade's average price, quote * new / size,
@@ -68,7 +69,7 @@ def settle_trade_side(market: MarketState, position: Position, size_lots_signed:
         # a backstop takes a position at the bankruptcy quote, which need not be a multiple
         # of its size, so the division cannot be assumed exact.
         sign = 1 if size_lots_signed > 0 else -1
-        position.entry_notional_quantums = div_trunc(quote_quantums_signed * new * sign,
+        position.entry_notional_quantums = div_floor(quote_quantums_signed * new * sign,
                                                      size_lots_signed * sign)
     position.size_lots = new
     market.open_interest_lots += max(new, 0) - max(old, 0)

@@ -234,9 +234,19 @@ class OrderBook:
 
 
 class MarketState:
-    __slots__ = ("book", "config", "holders", "index_price_quantums", "last_funding_ms",
-                 "last_sample_ms", "open_interest_lots", "premium_sample_count",
-                 "premium_sum_ppm", "quantums_per_lot_tick", "cumulative_funding_ppm")
+    __slots__ = (
+        "book",
+        "config",
+        "cumulative_funding_ppm",
+        "holders",
+        "index_price_quantums",
+        "last_funding_ms",
+        "last_sample_ms",
+        "open_interest_lots",
+        "premium_sample_count",
+        "premium_sum_ppm",
+        "quantums_per_lot_tick",
+    )
 
     def __init__(self, config: MarketConfig) -> None:
         self.config = config

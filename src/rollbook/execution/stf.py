@@ -21,12 +21,12 @@ from collections.abc import Callable
 from typing import Any
 
 from rollbook.execution import accounts, orders
-from rollbook.execution.errors import ErrorCode, TxRejected
+from rollbook.execution.config import HEARTBEAT_COST_BOUND_UNITS, VenueConfig
+from rollbook.execution.errors import ERROR_MESSAGES, ErrorCode, TxRejected
 from rollbook.execution.events import Event, Receipt
 from rollbook.execution.funding import funding_tick
 from rollbook.execution.liquidation import enqueue_underwater_groups, process_liquidation_queue
 from rollbook.execution.oracle import apply_oracle_update
-from rollbook.execution.config import HEARTBEAT_COST_BOUND_UNITS, VenueConfig
 from rollbook.execution.state import State
 from rollbook.execution.txs import (
     Batch,
@@ -123,20 +123,28 @@ def _static_cost_bounds(config: VenueConfig) -> dict[type, int]:
     return {kind: _kind_cost_bound(config, kind) for kind in HANDLERS}
 
 
+# kind -> (handler, base cost): one lookup per transaction on the hot path
+_DISPATCH: dict[type, tuple[Handler, int]] = {
+    kind: (handler, BASE_COST_UNITS[kind]) for kind, handler in HANDLERS.items()}
+_OK = ErrorCode.OK
+_BATCH_FULL = Receipt(ErrorCode.BATCH_COST_LIMIT, ERROR_MESSAGES[ErrorCode.BATCH_COST_LIMIT], (),
+                      0)
+
+
 def apply_transaction(state: State, tx: Transaction) -> Receipt:
     """Apply one transaction; a rejection returns its receipt and leaves the state untouched."""
-    events: list[object] = []
-    handler = HANDLERS.get(type(tx))
-    if handler is None:
+    entry = _DISPATCH.get(type(tx))
+    if entry is None:
         unknown = TxRejected(ErrorCode.MALFORMED_TRANSACTION, "unknown transaction kind")
         return Receipt(unknown.code, unknown.message, (), 0)
-    base = BASE_COST_UNITS[type(tx)]
+    handler, base = entry
+    events: list[object] = []
     try:
         handler(state, tx, events)
     except TxRejected as rejected:
         return Receipt(rejected.code, rejected.message, (), base)
     typed_events: tuple[Event, ...] = tuple(events)  # type: ignore[arg-type]
-    return Receipt(ErrorCode.OK, "", typed_events, base + EVENT_COST_UNITS * len(events))
+    return Receipt(_OK, "", typed_events, base + EVENT_COST_UNITS * len(events))
 
 
 def apply_batch(state: State, batch: Batch) -> list[Receipt]:
@@ -156,8 +164,7 @@ def apply_batch(state: State, batch: Batch) -> list[Receipt]:
             append(apply_transaction(state, tx))  # an unknown kind: a rejection receipt
             continue
         if used + bound > limit:
-            append(Receipt(ErrorCode.BATCH_COST_LIMIT, "transaction does not fit in the batch "
-                           "cost limit", (), 0))
+            append(_BATCH_FULL)
             continue
         receipt = apply_transaction(state, tx)
         used += receipt.cost_units
