@@ -233,6 +233,33 @@ def test_fills_at_the_makers_price_and_moves_exact_collateral(funded: Venue) -> 
     assert entry == notional
 
 
+def entry(state: State, owner: bytes) -> int:
+    return state.subaccounts[(owner, 0)].cross.positions[BTC].entry_notional_quantums
+
+
+def test_entry_notional_scales_down_rounding_toward_negative_infinity(funded: Venue) -> None:
+    """A reduction keeps entry x new / old, rounded down: for a short (negative entry notional)
+    that is away from zero, so it never overstates what the short was sold for."""
+    one(funded, buy(BOB, P + 1, 2))
+    one(funded, buy(BOB, P, 1))
+    # Alice shorts 3 lots: 2 at P + 1 (2 x 1,000,001 x 10 = 20,000,020) and 1 at P (10,000,000)
+    one(funded, sell(ALICE, P, 3, **IOC))
+    assert (size(funded.state, ALICE), entry(funded.state, ALICE)) == (-3, -30_000_020)
+    assert (size(funded.state, BOB), entry(funded.state, BOB)) == (3, 30_000_020)
+    # Alice buys 1 back from Bob: both keep 2/3 of their entry notional
+    one(funded, sell(BOB, P, 1))
+    one(funded, buy(ALICE, P, 1, **IOC))
+    # short: -30,000,020 x 2 / 3 = -20,000,013.33..., rounded down to -20,000,014 (toward
+    # zero it would be -20,000,013); long: 20,000,013.33... rounded down to 20,000,013
+    assert (size(funded.state, ALICE), entry(funded.state, ALICE)) == (-2, -20_000_014)
+    assert (size(funded.state, BOB), entry(funded.state, BOB)) == (2, 20_000_013)
+    # closing the rest leaves no entry notional behind
+    one(funded, sell(BOB, P, 2))
+    one(funded, buy(ALICE, P, 2, **IOC))
+    assert size(funded.state, ALICE) == 0 and size(funded.state, BOB) == 0
+    assert BTC not in funded.state.subaccounts[(ALICE, 0)].cross.positions
+
+
 def test_sell_taker_fills_at_the_bid_price(funded: Venue) -> None:
     one(funded, buy(BOB, P, 10))
     events = one(funded, sell(ALICE, P - 100, 10, **IOC))

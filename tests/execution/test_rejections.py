@@ -199,13 +199,29 @@ def test_account_not_found(funded: Venue) -> None:
     assert_rejected(state, order(owner=INSURANCE_OWNER), ErrorCode.ACCOUNT_NOT_FOUND)
 
 
-@pytest.mark.parametrize("owner", [INSURANCE_OWNER, b"\x01" * 19, b"\x01" * 21, b""],
-                         ids=["zero", "short", "long", "empty"])
-def test_invalid_address(funded: Venue, owner: bytes) -> None:
+@pytest.mark.parametrize(
+    ("owner", "number"),
+    # the zero address is the insurance fund's: a transfer may top up the fund (its subaccount
+    # 0, see test_liquidation), so the rejected destination is any other subaccount of it
+    [(INSURANCE_OWNER, 1), (b"\x01" * 19, 0), (b"\x01" * 21, 0), (b"", 0)],
+    ids=["zero", "short", "long", "empty"])
+def test_invalid_address(funded: Venue, owner: bytes, number: int) -> None:
     state = funded.state
-    assert_rejected(state, Deposit(state.next_deposit_id, owner, 0, USDC),
-                    ErrorCode.INVALID_ADDRESS)
-    assert_rejected(state, Transfer(ALICE, 0, owner, 0, USDC), ErrorCode.INVALID_ADDRESS)
+    for deposit_number in {0, number}:  # nobody deposits to the zero address, the fund included
+        assert_rejected(state, Deposit(state.next_deposit_id, owner, deposit_number, USDC),
+                        ErrorCode.INVALID_ADDRESS)
+    assert_rejected(state, Transfer(ALICE, 0, owner, number, USDC), ErrorCode.INVALID_ADDRESS)
+
+
+def test_a_transfer_topping_up_the_insurance_fund_is_still_checked(funded: Venue) -> None:
+    """Only the address rule is lifted for the fund's subaccount: amount and free collateral
+    are checked as for any transfer."""
+    state = funded.state
+    assert_rejected(state, Transfer(ALICE, 0, INSURANCE_OWNER, 0, 0), ErrorCode.INVALID_AMOUNT)
+    assert_rejected(state, Transfer(ALICE, 0, INSURANCE_OWNER, 0, FUNDS + 1),
+                    ErrorCode.WITHDRAWAL_EXCEEDS_FREE_COLLATERAL)
+    assert_rejected(state, Transfer(CAROL, 0, INSURANCE_OWNER, 0, 1),
+                    ErrorCode.ACCOUNT_NOT_FOUND)
 
 
 @pytest.mark.parametrize("number", [-1, 0x10000])

@@ -1,9 +1,9 @@
 """Stateful property test: random venue activity with the money invariants checked after every step.
 
 A hypothesis ``RuleBasedStateMachine`` drives deposits, every order type, cancels, modifies,
-transfers, withdrawals, isolated margin, oracle moves (small, and big ones of 5-40% that cause
-liquidations, backstops and auto-deleveraging), funding ticks and liquidation heartbeats from
-seven subaccounts of six traders. After every transaction it checks:
+transfers (insurance-fund top-ups included), withdrawals, isolated margin, oracle moves (small,
+and big ones of 5-40% that cause liquidations, backstops and auto-deleveraging), funding ticks and
+liquidation heartbeats from seven subaccounts of six traders. After every transaction it checks:
 
 - ``check_invariants`` (conservation, open interest, books, reservations, margin, flat groups);
 - a rejected transaction changed no state (state digest before == after);
@@ -80,13 +80,15 @@ from rollbook.execution import (
 from rollbook.execution.events import Fill, FundingPaid, Liquidated, PositionDeleveraged
 from rollbook.execution.invariants import check_invariants
 from rollbook.execution.margin import group_risk
-from rollbook.execution.state import GroupKey
+from rollbook.execution.state import INSURANCE_OWNER, GroupKey
 
 ERIN = b"\xe7" * 20
 FRANK = b"\xf2" * 20
 STRANGER = b"\x5e" * 20  # never funded: transfers may create it
 MAKER = (DAVE, 0)  # quotes ladders around the index
 ACCOUNTS = ((ALICE, 0), (ALICE, 1), (BOB, 0), (CAROL, 0), (DAVE, 0), (ERIN, 0), (FRANK, 0))
+# transfers may top up the insurance fund (its subaccount 0); its subaccount 1 is rejected
+TRANSFER_DESTINATIONS = (*ACCOUNTS, (STRANGER, 0), (INSURANCE_OWNER, 0), (INSURANCE_OWNER, 1))
 TICK_QUANTUMS = 100_000  # $0.1 per tick
 LOT_NANOUNITS = 100_000  # 0.0001 BTC per lot
 NANOUNITS_PER_UNIT = 10**9
@@ -246,10 +248,11 @@ class VenueMachine(RuleBasedStateMachine):
     def withdraw(self, account: tuple[bytes, int], amount: int) -> None:
         self._apply(Withdraw(account[0], account[1], amount))
 
-    @rule(account=accounts, to=st.sampled_from((*ACCOUNTS, (STRANGER, 0))),
-          amount=amounts_quantums)
+    @rule(account=accounts, to=st.sampled_from(TRANSFER_DESTINATIONS), amount=amounts_quantums)
     def transfer(self, account: tuple[bytes, int], to: tuple[bytes, int], amount: int) -> None:
-        self._apply(Transfer(account[0], account[1], to[0], to[1], amount))
+        receipt = self._apply(Transfer(account[0], account[1], to[0], to[1], amount))
+        if to == (INSURANCE_OWNER, 1):
+            assert not receipt.ok
 
     @rule(account=accounts, isolated=st.booleans())
     def set_margin_mode(self, account: tuple[bytes, int], isolated: bool) -> None:

@@ -163,6 +163,8 @@ def _close_through_book(state: State, group: MarginGroup, position: Position,
                                     PPM))
     closed = 0
     penalty_total = 0
+    # the fund's own liquidation pays no penalty: it would only pay itself
+    penalty_ppm = 0 if group is state.insurance.cross else market.config.liquidation_penalty_ppm
     for _ in range(LIQUIDATION_STEPS_PER_POSITION_MAX):
         risk = group_risk(markets, group)
         size = position.size_lots
@@ -174,8 +176,7 @@ def _close_through_book(state: State, group: MarginGroup, position: Position,
         chunk = min(step_lots, abs(size))
         is_buy = size < 0
         plan = plan_match(state, market, group, group.subaccount.owner, is_buy, bound, chunk,
-                          SelfTradePrevention.EXPIRE_MAKER,
-                          market.config.liquidation_penalty_ppm, True)
+                          SelfTradePrevention.EXPIRE_MAKER, penalty_ppm, True)
         if plan.filled_lots == 0:
             if plan.steps:  # expired makers only: apply, then try again
                 apply_plan(state, market, plan, position, is_buy, 0, True, 0, events)
@@ -286,7 +287,11 @@ def _deleverage(state: State, group: MarginGroup, position: Position, market: Ma
         quote_allocated += quote
     _enqueue_if_underwater(state, touched)
     placed = abs(size) - remaining
-    penalty = liquidation_penalty_quantums(market, placed, equity) if placed else 0
+    penalty = 0
+    if placed and group is not state.insurance.cross:  # the fund never pays itself
+        # capped at the equity left after the trades settled, so rounding never makes a deficit
+        settled_equity = group_risk(state.markets, group).equity_quantums
+        penalty = liquidation_penalty_quantums(market, placed, settled_equity)
     group.collateral_quantums -= penalty
     state.insurance.cross.collateral_quantums += penalty
     return placed, penalty
