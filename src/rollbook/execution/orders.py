@@ -46,6 +46,7 @@ __all__ = [
     "cancel_all",
     "cancel_order",
     "cancel_order_by_client_id",
+    "cancel_orders_of_group_markets",
     "modify_order",
     "place_order",
     "require_subaccount",
