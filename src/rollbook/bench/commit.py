@@ -1,0 +1,119 @@
+"""The incremental Merkle commitment's speed and memory (``rollbook.commitment.merkle``).
+
+Method: build a tree of ``BENCH_DEPTH`` holding ``leaves`` dense leaves (seeded random
+``PAYLOAD_BYTES``-byte payloads, the size of a typical state leaf: one keccak block), timed as
+``build_s``. Then time ``ROOT_UPDATE_REPEATS`` batches, each writing fresh payloads to
+``touched`` distinct random leaves in one ``set_leaves`` call (leaf hashing, checks and every
+dirty path up to the root included); ``root_update_ms`` is their median and
+``root_update_ms_min`` the fastest. ``leaf_updates_per_s`` times ``touched`` single-leaf
+``set_leaves`` calls in a loop (each rehashes a whole path: 1 + depth hashes).
+
+For context it reports the raw keccak rate of a 64-byte node preimage on this machine and the
+time the batch's hashes alone would take at that rate (``root_update_hash_floor_ms``): the rest
+of ``root_update_ms`` is the interpreter's loop, slicing and writes.
+
+Randomness is ``random.Random(seed)``, outside the STF; the garbage collector is left on (as in
+the node) and run once before each timed section. Target (settlement issue): ``root_update_ms``
+<= 100 for 10,000 touched leaves among 1,000,000.
+"""
+
+from __future__ import annotations
+
+import gc
+import random
+import statistics
+import time
+
+import sha3
+
+from rollbook.commitment.merkle import HASH_BYTES, MerkleTree
+
+__all__ = ["BENCH_DEPTH", "PAYLOAD_BYTES", "ROOT_UPDATE_REPEATS", "measure_commitment"]
+
+BENCH_DEPTH = 32  # the account tree's expected depth: 2**32 account slots
+PAYLOAD_BYTES = 64  # state leaves are 21..82 bytes today; below 136 bytes, one keccak block
+ROOT_UPDATE_REPEATS = 5  # odd: the median is one of the runs
+KECCAK_SAMPLES = 200_000
+MS_PER_S = 1_000
+NODE_PREIMAGE = bytes(2 * HASH_BYTES)
+
+
+def measure_commitment(leaves: int = 1_000_000, touched: int = 10_000,
+                       seed: int = 1) -> dict[str, float | int]:
+    """Build, batch-update and single-update figures for a tree of ``leaves`` dense leaves.
+
+    Returns ``depth``, ``leaves``, ``touched``, ``build_s``, ``storage_bytes``,
+    ``root_update_ms`` (median of the batches), ``root_update_ms_min``,
+    ``hashes_per_root_update`` (leaf + node hashes, the median over the batches),
+    ``leaf_updates_per_s``, ``keccak_per_s`` and ``root_update_hash_floor_ms``.
+    """
+    if not 1 <= leaves <= 1 << BENCH_DEPTH:
+        raise ValueError(f"leaves={leaves} must be in [1, 2**{BENCH_DEPTH}]")
+    if not 1 <= touched <= leaves:
+        raise ValueError(f"touched={touched} must be in [1, leaves={leaves}]")
+    rng = random.Random(seed)
+    tree = MerkleTree(BENCH_DEPTH)
+    build_s = _time_build(tree, rng, leaves)
+    root_update_ms, root_update_ms_min, hashes = _time_root_updates(tree, rng, leaves, touched)
+    leaf_updates_per_s = _time_single_updates(tree, rng, leaves, touched)
+    keccak_per_s = _keccak_rate()
+    return {
+        "depth": BENCH_DEPTH,
+        "leaves": leaves,
+        "touched": touched,
+        "build_s": build_s,
+        "storage_bytes": tree.storage_bytes,
+        "root_update_ms": root_update_ms,
+        "root_update_ms_min": root_update_ms_min,
+        "hashes_per_root_update": hashes,
+        "leaf_updates_per_s": leaf_updates_per_s,
+        "keccak_per_s": keccak_per_s,
+        "root_update_hash_floor_ms": hashes / keccak_per_s * MS_PER_S,
+    }
+
+
+def _payloads(rng: random.Random, indices: list[int]) -> dict[int, bytes | None]:
+    return {index: rng.randbytes(PAYLOAD_BYTES) for index in indices}
+
+
+def _time_build(tree: MerkleTree, rng: random.Random, leaves: int) -> float:
+    initial = _payloads(rng, list(range(leaves)))
+    gc.collect()
+    started = time.perf_counter()
+    tree.set_leaves(initial)
+    return time.perf_counter() - started
+
+
+def _time_root_updates(tree: MerkleTree, rng: random.Random, leaves: int,
+                       touched: int) -> tuple[float, float, int]:
+    """(median ms, fastest ms, median hash count) over the repeated batches."""
+    elapsed_ms: list[float] = []
+    hashes: list[int] = []
+    for _ in range(ROOT_UPDATE_REPEATS):
+        batch = _payloads(rng, rng.sample(range(leaves), touched))
+        gc.collect()
+        started = time.perf_counter()
+        hashes.append(tree.set_leaves(batch))
+        elapsed_ms.append((time.perf_counter() - started) * MS_PER_S)
+    return statistics.median(elapsed_ms), min(elapsed_ms), int(statistics.median(hashes))
+
+
+def _time_single_updates(tree: MerkleTree, rng: random.Random, leaves: int,
+                         updates: int) -> float:
+    singles = [{index: rng.randbytes(PAYLOAD_BYTES)}
+               for index in rng.sample(range(leaves), updates)]
+    set_leaves = tree.set_leaves
+    gc.collect()
+    started = time.perf_counter()
+    for single in singles:
+        set_leaves(single)
+    return updates / (time.perf_counter() - started)
+
+
+def _keccak_rate() -> float:
+    keccak_256 = sha3.keccak_256
+    preimage = NODE_PREIMAGE
+    started = time.perf_counter()
+    for _ in range(KECCAK_SAMPLES):
+        keccak_256(preimage).digest()
+    return KECCAK_SAMPLES / (time.perf_counter() - started)
