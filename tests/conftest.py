@@ -6,6 +6,7 @@ from collections.abc import Iterable
 
 import coincurve
 import pytest
+from hypothesis import settings
 
 from rollbook.execution import (
     Batch,
@@ -21,6 +22,10 @@ from rollbook.execution import (
 )
 from rollbook.execution.crypto import address_of_public_key, sign_digest
 from rollbook.execution.oracle import oracle_message_digest
+
+# every failure prints the blob that reproduces it (@reproduce_failure), in CI logs too
+settings.register_profile("rollbook", print_blob=True)
+settings.load_profile("rollbook")
 
 ORACLE_KEY = (0x0A11CE).to_bytes(32, "big")
 ORACLE_ADDRESS = address_of_public_key(
