@@ -12,6 +12,8 @@ import itertools
 import mpmath
 import numpy as np
 import pytest
+from test_black76 import FORWARDS_WAD
+from test_black76 import MONEYNESS_PPM as DESIGN_MONEYNESS_PPM
 
 from rollbook.execution.options.black76 import SECONDS_PER_YEAR, black76_call_put
 from rollbook.execution.options.fixed_point import WAD
@@ -24,22 +26,8 @@ NORM_ABS_MAX = 2e-16
 WAD_ULP = 1e-18
 
 DAY_S = 86_400
-FORWARDS_WAD = [10**15, WAD, 30_000 * WAD, 10**6 * WAD]
-MONEYNESS_PPM = [
-    200_000,
-    500_000,
-    800_000,
-    950_000,
-    999_000,
-    1_000_000,
-    1_001_000,
-    1_050_000,
-    1_250_000,
-    2_000_000,
-    5_000_000,
-    10_000,
-    100_000_000,  # the last two: deep ITM / OTM calls
-]
+# the deterministic path's design grid, plus deep in/out-of-the-money calls
+MONEYNESS_PPM = [*DESIGN_MONEYNESS_PPM, 10_000, 100_000_000]
 EXPIRIES_S = [0, 1, 60, 3_600, DAY_S, 30 * DAY_S, SECONDS_PER_YEAR, 3 * SECONDS_PER_YEAR]
 SIGMAS_WAD = [0, WAD // 100, WAD // 10, WAD // 2, WAD, 2 * WAD, 5 * WAD]
 
