@@ -8,6 +8,7 @@ import coincurve
 import pytest
 from hypothesis import settings
 
+from rollbook.commitment import apply_and_commit, genesis_commitment
 from rollbook.execution import (
     Batch,
     OraclePrice,
@@ -16,7 +17,6 @@ from rollbook.execution import (
     State,
     Transaction,
     VenueConfig,
-    apply_batch,
     default_venue_config,
     genesis_state,
 )
@@ -56,13 +56,18 @@ class Venue:
 
     def __init__(self, config: VenueConfig | None = None) -> None:
         self.state = genesis_state(config or venue_config())
+        self.commitment = genesis_commitment(self.state)
         self.clock_ms = 1_000_000
         self.next_deposit_id = 1
 
     def run(self, *txs: Transaction, advance_ms: int = 1_000) -> list[Receipt]:
+        """Apply one batch and commit its root; every test checks the incremental tree
+        against the state recomputed from scratch, so a missed touch mark fails here."""
         self.clock_ms += advance_ms
-        batch = Batch(self.state.batch_index + 1, self.clock_ms, bytes(32), tuple(txs))
-        return apply_batch(self.state, batch)
+        batch = Batch(self.state.batch_index + 1, self.clock_ms, self.commitment.root, tuple(txs))
+        receipts, _ = apply_and_commit(self.state, self.commitment, batch)
+        self.commitment.check(self.state)
+        return receipts
 
     def run_ok(self, *txs: Transaction, advance_ms: int = 1_000) -> list[Receipt]:
         receipts = self.run(*txs, advance_ms=advance_ms)

@@ -57,7 +57,7 @@ def _simulate(args: argparse.Namespace) -> int:
     print(f"insurance fund:         {report.insurance_fund_quantums / USDC:,.2f} USDC")
     print(f"fee pool:               {report.fee_pool_quantums / USDC:,.2f} USDC")
     print(f"invariant checks:       {report.invariant_checks} (all held)")
-    print(f"final state digest:     {report.final_digest}")
+    print(f"final state root:       {report.final_root}")
     print("complete venue life:    " + ("yes" if report.complete else "NO"))
     return 0 if report.complete else 1
 
@@ -75,8 +75,9 @@ def _bench_stf(args: argparse.Namespace) -> int:
     print(f"  orders/s:              {result['orders_per_s']:,.0f}")
     print(f"  fills:                 {result['fills']:,}; resting at end: "
           f"{result['resting_orders_end']:,}")
-    print(f"  final digest:          {result['digest']}")
-    print(f"  flat digest of final state: {result['flat_digest_ms_at_end']} ms")
+    print(f"  with the state root committed per batch: "
+          f"{result['orders_per_s_with_commit']:,.0f} orders/s")
+    print(f"  final state root:      {result['state_root']}")
     for peer in result.get("peers", []):
         if peer.get("skipped"):
             print(f"  peer {peer['name']}: skipped ({peer['reason']})")

@@ -3,7 +3,7 @@
 A market maker quotes a ladder around the oracle price, takers trade against it, the oracle
 walks and then drops sharply, funding is sampled every minute and paid hourly, an over-levered
 trader is liquidated, and a trader withdraws. Every batch is checked against the money
-invariants. Deterministic for a given seed: the final digest is reproducible.
+invariants. Deterministic for a given seed: the final state root is reproducible.
 
 This drives the STF in-process; the node (sequencer, durable log, API and chain) wraps the same
 STF and arrives with its issue.
@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 
 import coincurve
 
-from rollbook.commitment import state_digest
+from rollbook.commitment import apply_and_commit, genesis_commitment
 from rollbook.execution import (
     Batch,
     CancelAll,
@@ -33,7 +33,6 @@ from rollbook.execution import (
     TimeInForce,
     Transaction,
     Withdraw,
-    apply_batch,
     default_venue_config,
     genesis_state,
 )
@@ -94,7 +93,7 @@ class SimulationReport:
     fee_pool_quantums: int = 0
     open_interest_lots: int = 0
     final_price_quantums: int = 0
-    final_digest: str = ""
+    final_root: str = ""
     invariant_checks: int = 0
     timeline: list[str] = field(default_factory=list)
 
@@ -110,6 +109,7 @@ class _Venue:
         oracle = address_of_public_key(
             coincurve.PrivateKey(SIMULATION_ORACLE_KEY).public_key.format(compressed=False))
         self.state: State = genesis_state(default_venue_config((oracle,)))
+        self.commitment = genesis_commitment(self.state)
         self.rng = random.Random(seed)
         self.clock_ms = 1_700_000_000_000
         self.price = START_PRICE_QUANTUMS
@@ -119,8 +119,9 @@ class _Venue:
 
     def run(self, txs: list[Transaction], advance_ms: int = MINUTE_MS) -> list[Receipt]:
         self.clock_ms += advance_ms
-        batch = Batch(self.state.batch_index + 1, self.clock_ms, bytes(32), tuple(txs))
-        receipts = apply_batch(self.state, batch)
+        batch = Batch(self.state.batch_index + 1, self.clock_ms, self.commitment.root, tuple(txs))
+        receipts, root = apply_and_commit(self.state, self.commitment, batch)
+        self.report.final_root = root.hex()
         check_invariants(self.state)
         self.report.invariant_checks += 1
         self._account(receipts)
@@ -224,5 +225,4 @@ def run_simulation(seed: int = 7, say: Callable[[str], None] | None = None) -> S
     report.fee_pool_quantums = state.fee_pool_quantums
     report.open_interest_lots = state.markets[MARKET_ID].open_interest_lots
     report.final_price_quantums = venue.price
-    report.final_digest = state_digest(state).hex()
     return report

@@ -23,7 +23,7 @@ from pathlib import Path
 import pytest
 
 from conftest import ORACLE_ADDRESS, USDC, signed_oracle, venue_config
-from rollbook.commitment import state_digest
+from rollbook.commitment import apply_and_commit, genesis_commitment
 from rollbook.execution import (
     Batch,
     CancelAll,
@@ -44,7 +44,6 @@ from rollbook.execution import (
     Transaction,
     Transfer,
     Withdraw,
-    apply_batch,
     genesis_state,
 )
 from rollbook.execution.encoding import decode_batch, encode_batch
@@ -69,20 +68,21 @@ PPM = 10**6
 
 CHILD = r"""
 import hashlib, sys
-from rollbook.commitment import state_digest
-from rollbook.execution import apply_batch, default_venue_config, genesis_state
+from rollbook.commitment import apply_and_commit, genesis_commitment
+from rollbook.execution import default_venue_config, genesis_state
 from rollbook.execution.encoding import decode_batch
 
 print(hash("rollbook hash randomisation probe"))
 state = genesis_state(default_venue_config((bytes.fromhex(sys.argv[2]),)))
+commitment = genesis_commitment(state)
 data = open(sys.argv[1], "rb").read()
 offset = 0
 while offset < len(data):
     length = int.from_bytes(data[offset:offset + 4], "big")
     batch = decode_batch(data[offset + 4:offset + 4 + length])
     offset += 4 + length
-    receipts = apply_batch(state, batch)
-    print(state_digest(state).hex(), hashlib.sha256(repr(receipts).encode()).hexdigest())
+    receipts, root = apply_and_commit(state, commitment, batch)
+    print(root.hex(), hashlib.sha256(repr(receipts).encode()).hexdigest())
 """
 
 
@@ -99,21 +99,20 @@ class _StreamBuilder:
         self.clock_ms = 1_000_000
         self.index_quantums = 100_000 * USDC
         self.batches: list[Batch] = []
-        self.lines: list[str] = []  # "state digest receipts digest" per batch
+        self.lines: list[str] = []  # "state root receipts digest" per batch
         self.seen: Counter[str] = Counter()
-        self.previous_root = bytes(32)
+        self.commitment = genesis_commitment(self.state)
 
     def build(self, batch_count: int) -> None:
         for number in range(1, batch_count + 1):
             self.clock_ms += self.rng.choice((1_000, 5_000, 30_000, 60_000, 61_000, 120_000))
             txs = self._genesis_txs() if number == 1 else self._random_txs()
-            batch = Batch(number, self.clock_ms, self.previous_root, tuple(txs))
-            receipts = apply_batch(self.state, batch)
+            batch = Batch(number, self.clock_ms, self.commitment.root, tuple(txs))
+            receipts, root = apply_and_commit(self.state, self.commitment, batch)
+            self.commitment.check(self.state)
             self._observe(txs, receipts)
-            digest = state_digest(self.state)
-            self.previous_root = digest
             self.batches.append(batch)
-            self.lines.append(f"{digest.hex()} {_receipts_digest(receipts)}")
+            self.lines.append(f"{root.hex()} {_receipts_digest(receipts)}")
 
     # --- transactions ---------------------------------------------------------------------
 
@@ -245,11 +244,12 @@ def test_the_stream_exercises_every_kind_of_work(stream: _StreamBuilder) -> None
 def test_encoded_stream_replays_to_the_same_digests_in_process(
         stream: _StreamBuilder) -> None:
     state = genesis_state(venue_config())
+    commitment = genesis_commitment(state)
     for batch, expected in zip(stream.batches, stream.lines, strict=True):
         decoded = decode_batch(encode_batch(batch))
         assert decoded == batch  # the round trip is lossless
-        receipts = apply_batch(state, decoded)
-        assert f"{state_digest(state).hex()} {_receipts_digest(receipts)}" == expected
+        receipts, root = apply_and_commit(state, commitment, decoded)
+        assert f"{root.hex()} {_receipts_digest(receipts)}" == expected
 
 
 def test_replicas_with_different_hash_seeds_agree_after_every_batch(

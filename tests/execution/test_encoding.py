@@ -2,8 +2,9 @@
 
 Golden vectors live in ``tests/golden/``: the hex of the canonical encoding of one fixed,
 hand-constructed transaction of every kind plus one batch (``encoding_vectors.json``), and the
-state digest after each batch of a fixed scenario (``digest_vectors.json``). A change to either
-is a protocol change. To regenerate them deliberately, run this module with
+state roots after each batch of a fixed scenario (``root_vectors.json``: the live root, whose
+slots follow the batch history, and the history-independent canonical root). A change to
+either is a protocol change. To regenerate them deliberately, run this module with
 ``ROLLBOOK_REGENERATE_GOLDEN=1`` and review the diff.
 """
 
@@ -30,13 +31,14 @@ from conftest import (
     USDC,
     Venue,
 )
-from rollbook.commitment import state_digest
+from rollbook.commitment import canonical_root
 from rollbook.execution import (
     Batch,
     CancelAll,
     CancelOrder,
     CancelOrderByClientId,
     Deposit,
+    ForcedWithdrawal,
     FundingTick,
     ModifyOrder,
     MoveIsolatedMargin,
@@ -67,7 +69,7 @@ from rollbook.execution.oracle import ORACLE_PRICES_MAX, ORACLE_SIGNATURES_MAX
 
 GOLDEN_DIR = pathlib.Path(__file__).resolve().parent.parent / "golden"
 ENCODING_VECTORS = GOLDEN_DIR / "encoding_vectors.json"
-DIGEST_VECTORS = GOLDEN_DIR / "digest_vectors.json"
+ROOT_VECTORS = GOLDEN_DIR / "root_vectors.json"
 REGENERATE = os.environ.get("ROLLBOOK_REGENERATE_GOLDEN") == "1"
 
 P = PRICE_100K_TICKS
@@ -105,6 +107,7 @@ STRATEGIES: dict[type, st.SearchStrategy[typing.Any]] = {
     ProcessLiquidations: st.just(ProcessLiquidations()),
     SetMarginMode: st.builds(SetMarginMode, addresses, u16, u16, st.booleans()),
     MoveIsolatedMargin: st.builds(MoveIsolatedMargin, addresses, u16, u16, i64),
+    ForcedWithdrawal: st.builds(ForcedWithdrawal, u64, addresses, u16, u64),
 }
 transactions = st.one_of(*STRATEGIES.values())
 batches = st.builds(Batch, u64, u64, st.binary(min_size=32, max_size=32),
@@ -166,6 +169,7 @@ def golden_transactions() -> dict[str, Transaction]:
         "set_margin_mode_cross": SetMarginMode(DAVE, 9, BTC, False),
         "move_isolated_margin_in": MoveIsolatedMargin(ALICE, 0, BTC, 250 * USDC),
         "move_isolated_margin_out": MoveIsolatedMargin(ALICE, 0, BTC, -(2**63)),
+        "forced_withdrawal": ForcedWithdrawal(7, ALICE, 3, 2_500 * USDC),
     }
 
 
@@ -182,7 +186,7 @@ def _encoding_vectors() -> dict[str, str]:
     return vectors
 
 
-def _write_json(path: pathlib.Path, content: dict[str, str]) -> None:
+def _write_json(path: pathlib.Path, content: dict[str, typing.Any]) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(content, indent=2) + "\n")
 
@@ -237,7 +241,7 @@ def test_wrong_version_is_rejected(name: str) -> None:
             decode_transaction(bytes([version]) + data[1:])
 
 
-@pytest.mark.parametrize("tag", [0, 14, 99, 255])
+@pytest.mark.parametrize("tag", [0, 15, 99, 255])
 def test_unknown_tag_is_rejected(tag: int) -> None:
     body = ENCODED["deposit"][2:]
     with pytest.raises(DecodeError, match="unknown transaction tag"):
@@ -368,11 +372,11 @@ def test_batch_rejects_a_bad_inner_transaction() -> None:
         decode_batch(two)
 
 
-# --- golden state digests ----------------------------------------------------------------------
+# --- golden state roots -------------------------------------------------------------------------
 
 
-def digest_scenario() -> dict[str, str]:
-    """A fixed scenario; the state digest (hex) after each batch, by step name."""
+def root_scenario() -> dict[str, str]:
+    """A fixed scenario; the state roots (hex) after each batch, by step name."""
     v = Venue()
     steps: list[tuple[str, typing.Callable[[], tuple[Transaction, ...]], int]] = [
         ("oracle", lambda: (v.oracle(INDEX_100K_QUANTUMS),), 1_000),
@@ -396,7 +400,7 @@ def digest_scenario() -> dict[str, str]:
         ("withdrawal", lambda: (Withdraw(ALICE, 0, 10_000 * USDC),
                                 Transfer(BOB, 0, BOB, 1, 1_000 * USDC)), 1_000),
     ]
-    digests: dict[str, str] = {}
+    roots: dict[str, dict[str, str]] = {}
     for name, make, advance_ms in steps:
         v.clock_ms += advance_ms - 1_000  # v.oracle stamps with the time of the next batch
         receipts = v.run_ok(*make())
@@ -405,8 +409,9 @@ def digest_scenario() -> dict[str, str]:
         if name == "funding_payment":
             (paid,) = receipts[0].events
             assert isinstance(paid, FundingPaid) and paid.paid_quantums > 0
-        digests[name] = state_digest(v.state).hex()
-    return digests
+        roots[name] = {"root": v.commitment.root.hex(),
+                       "canonical_root": canonical_root(v.state).hex()}
+    return roots
 
 
 SCENARIO_EVENTS = {
@@ -423,12 +428,13 @@ SCENARIO_EVENTS = {
 }
 
 
-def test_golden_state_digests() -> None:
-    digests = digest_scenario()
+def test_golden_state_roots() -> None:
+    roots = root_scenario()
     if REGENERATE:
-        _write_json(DIGEST_VECTORS, digests)
-    pinned = json.loads(DIGEST_VECTORS.read_text())
-    assert list(digests) == list(pinned)
-    for name, digest in digests.items():
-        assert digest == pinned[name], f"state digest after {name!r} changed"
-    assert len(set(digests.values())) == len(digests)  # every batch changed the state
+        _write_json(ROOT_VECTORS, roots)
+    pinned = json.loads(ROOT_VECTORS.read_text())
+    assert list(roots) == list(pinned)
+    for name, pair in roots.items():
+        assert pair == pinned[name], f"state root after {name!r} changed"
+    live = [pair["root"] for pair in roots.values()]
+    assert len(set(live)) == len(live)  # every batch changed the state

@@ -24,7 +24,7 @@ from conftest import (
     Venue,
     venue_config,
 )
-from rollbook.commitment import state_digest
+from rollbook.commitment import canonical_root
 from rollbook.execution import (
     CancelAll,
     CancelOrder,
@@ -140,12 +140,12 @@ def one(venue: Venue, tx: PlaceOrder | ModifyOrder | CancelOrder | CancelOrderBy
 
 def rejected(venue: Venue, tx: object, code: ErrorCode) -> None:
     """``tx`` is rejected with ``code`` and changes no state at all."""
-    before = state_digest(venue.state)
+    before = canonical_root(venue.state)
     receipt = apply_transaction(venue.state, tx)  # type: ignore[arg-type]
     assert receipt.code == code, receipt.message
     assert receipt.message.startswith(ERROR_MESSAGES[code])
     assert receipt.events == ()
-    assert state_digest(venue.state) == before
+    assert canonical_root(venue.state) == before
 
 
 def funded_venue(config: VenueConfig | None = None) -> Venue:

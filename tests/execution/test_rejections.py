@@ -28,7 +28,7 @@ from conftest import (
     signed_oracle,
     venue_config,
 )
-from rollbook.commitment import state_digest
+from rollbook.commitment import canonical_root
 from rollbook.execution import (
     Batch,
     CancelAll,
@@ -68,7 +68,7 @@ OTHER_KEY = (0xB0B).to_bytes(32, "big")
 
 def assert_rejected(state: State, tx: object, code: ErrorCode, detail: str | None = None) -> None:
     """``tx`` is rejected with ``code``, the stable message, no events and no state change."""
-    before = state_digest(state)
+    before = canonical_root(state)
     next_ids = (state.next_order_id, state.next_deposit_id, state.next_withdrawal_id)
     receipt = apply_transaction(state, cast(Transaction, tx))
     assert receipt.code == code, receipt.message
@@ -80,7 +80,7 @@ def assert_rejected(state: State, tx: object, code: ErrorCode, detail: str | Non
         assert receipt.message == f"{base} ({detail})"
     assert receipt.events == ()
     assert not receipt.ok
-    assert state_digest(state) == before
+    assert canonical_root(state) == before
     assert (state.next_order_id, state.next_deposit_id, state.next_withdrawal_id) == next_ids
     if type(tx) in BASE_COST_UNITS:
         assert receipt.cost_units == BASE_COST_UNITS[type(tx)]
@@ -114,7 +114,7 @@ def test_batch_cost_limit() -> None:
     assert rejected.code == ErrorCode.BATCH_COST_LIMIT
     assert rejected.message == ERROR_MESSAGES[ErrorCode.BATCH_COST_LIMIT]
     assert rejected.events == () and rejected.cost_units == 0
-    assert state_digest(with_rejected.state) == state_digest(without.state)
+    assert canonical_root(with_rejected.state) == canonical_root(without.state)
 
 
 def test_batch_cost_limit_counts_what_was_used() -> None:
@@ -589,6 +589,9 @@ COVERED = {
     ErrorCode.INVALID_ORDER_TYPE, ErrorCode.MODIFY_NOTHING,
     ErrorCode.ORACLE_SIGNATURES_INSUFFICIENT, ErrorCode.ORACLE_SIGNATURE_INVALID,
     ErrorCode.ORACLE_STALE, ErrorCode.ORACLE_UNKNOWN_INDEX,
+    # tested in test_forced_withdrawal.py
+    ErrorCode.POSITIONS_LIMIT, ErrorCode.ISOLATED_GROUPS_LIMIT,
+    ErrorCode.FORCED_WITHDRAWAL_ALREADY_PROCESSED, ErrorCode.FORCED_WITHDRAWAL_OUT_OF_ORDER,
 }
 
 

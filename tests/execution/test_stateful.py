@@ -50,13 +50,14 @@ from conftest import (
     signed_oracle,
     venue_config,
 )
-from rollbook.commitment import state_digest
+from rollbook.commitment import canonical_root, genesis_commitment
 from rollbook.execution import (
     Batch,
     CancelAll,
     CancelOrder,
     CancelOrderByClientId,
     Deposit,
+    ForcedWithdrawal,
     FundingTick,
     ModifyOrder,
     MoveIsolatedMargin,
@@ -117,6 +118,7 @@ class VenueMachine(RuleBasedStateMachine):
     def __init__(self) -> None:
         super().__init__()
         self.state = genesis_state(self.config())
+        self.commitment = genesis_commitment(self.state)
         self.clock_ms = 1_000_000
         self.index_quantums = INDEX_100K_QUANTUMS
         assert self._oracle(self.index_quantums).ok
@@ -130,12 +132,15 @@ class VenueMachine(RuleBasedStateMachine):
         # effect (or, when rejected, its lack of effect) can be compared digest to digest
         apply_batch(state, Batch(state.batch_index + 1, self.clock_ms, bytes(32), ()))
         flat_before = self._flat_collateral()
-        digest_before = state_digest(state)
+        digest_before = canonical_root(state)
         receipt = apply_transaction(state, tx)
         if not receipt.ok:
             assert receipt.events == ()
-            assert state_digest(state) == digest_before, f"rejected {tx} changed state"
+            assert canonical_root(state) == digest_before, f"rejected {tx} changed state"
         check_invariants(state)
+        # the incremental root must hold exactly the state's leaves after every step
+        self.commitment.commit(state)
+        self.commitment.check(state)
         self._check_flat_groups_not_charged(tx, receipt, flat_before)
         self._record(tx, receipt)
         return receipt
@@ -247,6 +252,12 @@ class VenueMachine(RuleBasedStateMachine):
     @rule(account=accounts, amount=amounts_quantums)
     def withdraw(self, account: tuple[bytes, int], amount: int) -> None:
         self._apply(Withdraw(account[0], account[1], amount))
+
+    @rule(account=accounts, amount=amounts_quantums, id_offset=st.sampled_from((0, 0, 0, 1, -1)))
+    def forced_withdrawal(self, account: tuple[bytes, int], amount: int, id_offset: int) -> None:
+        request_id = self.state.next_forced_id + id_offset
+        receipt = self._apply(ForcedWithdrawal(request_id, account[0], account[1], amount))
+        assert receipt.ok == (id_offset == 0)  # only the request order can reject it
 
     @rule(account=accounts, to=st.sampled_from(TRANSFER_DESTINATIONS), amount=amounts_quantums)
     def transfer(self, account: tuple[bytes, int], to: tuple[bytes, int], amount: int) -> None:

@@ -1,12 +1,30 @@
-"""Commitment: what the venue commits to after each batch.
+"""Commitment: the state root after each batch, and proofs of its leaves.
 
-Today the state digest is a flat SHA-256 over the canonical state leaves
-(``digest.state_digest``). ``merkle`` holds the incremental keccak-256 Merkle tree and the
-proof verifier that the settlement contract will mirror; mapping the state's leaves onto it
-(and replacing the flat digest with its root) is the next step of the settlement issue.
+The venue's state is mapped onto one keccak-256 Merkle tree of depth 32 (``state_tree``), one
+ABI-encoded leaf per record (``leaves``), updated incrementally after each batch
+(``apply_and_commit``). The settlement contract stores the roots and verifies proofs of
+withdrawal, subaccount and market leaves with the algorithm of ``merkle.verify_proof``. The
+layout is specified in docs/settlement.md.
 """
 
-from rollbook.commitment.digest import state_digest
-from rollbook.commitment.merkle import MerkleTree, verify_proof
+from rollbook.commitment.batches import RootMismatch, apply_and_commit, genesis_commitment
+from rollbook.commitment.merkle import MerkleTree, hash_leaf, verify_proof
+from rollbook.commitment.state_tree import (
+    TREE_DEPTH,
+    LeafProof,
+    StateCommitment,
+    canonical_root,
+)
 
-__all__ = ["MerkleTree", "state_digest", "verify_proof"]
+__all__ = [
+    "TREE_DEPTH",
+    "LeafProof",
+    "MerkleTree",
+    "RootMismatch",
+    "StateCommitment",
+    "apply_and_commit",
+    "canonical_root",
+    "genesis_commitment",
+    "hash_leaf",
+    "verify_proof",
+]

@@ -189,6 +189,16 @@ class MerkleTree:
     def root(self) -> bytes:
         return self._node(self._depth, 0)
 
+    def copy(self) -> MerkleTree:
+        """An independent copy (the levels are copied, not shared)."""
+        other = MerkleTree.__new__(MerkleTree)
+        other._defaults = self._defaults
+        other._depth = self._depth
+        other._capacity = self._capacity
+        other._size = self._size
+        other._levels = [bytearray(level) for level in self._levels]
+        return other
+
     def leaf_hash(self, index: int) -> bytes:
         """The leaf's hash; ``EMPTY_LEAF_HASH`` for an empty slot."""
         _check_index(index, self._capacity)

@@ -9,16 +9,25 @@
   are refused while the group waits in the liquidation queue.
 - A transfer may top up the insurance fund (its zero-address subaccount); nothing can move
   collateral out of the fund except the liquidation engine.
+- Forced withdrawals (requested on L1) withdraw what the rules allow, up to the request, and
+  are processed strictly in request-id order, like deposits.
+- A subaccount holds at most ``GROUPS_PER_SUBACCOUNT_MAX`` margin groups (its leaf must decode
+  in the settlement contract).
 - Margin mode changes only when the market has no position and no open orders for the
   subaccount; switching back to cross returns the isolated collateral.
 """
 
 from __future__ import annotations
 
-from rollbook.execution.config import SUBACCOUNT_NUMBER_MAX
+from rollbook.execution.config import GROUPS_PER_SUBACCOUNT_MAX, SUBACCOUNT_NUMBER_MAX
 from rollbook.execution.errors import ErrorCode, TxRejected
-from rollbook.execution.events import DepositCredited, TransferDone, WithdrawalQueued
-from rollbook.execution.margin import withdrawal_allowed
+from rollbook.execution.events import (
+    DepositCredited,
+    ForcedWithdrawalProcessed,
+    TransferDone,
+    WithdrawalQueued,
+)
+from rollbook.execution.margin import withdrawable_quantums, withdrawal_allowed
 from rollbook.execution.orders import require_subaccount
 from rollbook.execution.state import (
     INSURANCE_OWNER,
@@ -27,10 +36,18 @@ from rollbook.execution.state import (
     State,
     Subaccount,
 )
-from rollbook.execution.txs import Deposit, MoveIsolatedMargin, SetMarginMode, Transfer, Withdraw
+from rollbook.execution.txs import (
+    Deposit,
+    ForcedWithdrawal,
+    MoveIsolatedMargin,
+    SetMarginMode,
+    Transfer,
+    Withdraw,
+)
 
 __all__ = [
     "deposit",
+    "forced_withdrawal",
     "move_isolated_margin",
     "set_margin_mode",
     "transfer",
@@ -84,6 +101,7 @@ def deposit(state: State, tx: Deposit, events: list[object]) -> None:
     _check_amount(state, tx.amount_quantums)
     sub = _open_subaccount(state, tx.owner, tx.subaccount)
     sub.cross.collateral_quantums += tx.amount_quantums
+    state.touched_subaccounts.add(sub.key)
     state.deposits_quantums_total += tx.amount_quantums
     state.next_deposit_id += 1
     events.append(DepositCredited(tx.deposit_id, tx.owner, tx.subaccount, tx.amount_quantums))
@@ -93,13 +111,49 @@ def withdraw(state: State, tx: Withdraw, events: list[object]) -> None:
     sub = require_subaccount(state, tx.owner, tx.subaccount)
     _check_amount(state, tx.amount_quantums)
     _check_can_release(state, sub.cross, tx.amount_quantums)
-    sub.cross.collateral_quantums -= tx.amount_quantums
-    state.withdrawals_quantums_total += tx.amount_quantums
+    withdrawal_id = _queue_withdrawal(state, sub, tx.amount_quantums)
+    events.append(WithdrawalQueued(withdrawal_id, tx.owner, tx.subaccount, tx.amount_quantums))
+
+
+def _queue_withdrawal(state: State, sub: Subaccount, amount_quantums: int) -> int:
+    """Move ``amount_quantums`` out of the cross group into a pending withdrawal (the leaf the
+    owner claims on the settlement contract once the batch's root is final)."""
+    assert amount_quantums > 0
+    sub.cross.collateral_quantums -= amount_quantums
+    state.touched_subaccounts.add(sub.key)
+    state.withdrawals_quantums_total += amount_quantums
     withdrawal_id = state.next_withdrawal_id
     state.next_withdrawal_id += 1
     state.pending_withdrawals[withdrawal_id] = PendingWithdrawal(
-        withdrawal_id, tx.owner, tx.subaccount, tx.amount_quantums, state.batch_index)
-    events.append(WithdrawalQueued(withdrawal_id, tx.owner, tx.subaccount, tx.amount_quantums))
+        withdrawal_id, sub.owner, sub.number, amount_quantums, state.batch_index)
+    return withdrawal_id
+
+
+def forced_withdrawal(state: State, tx: ForcedWithdrawal, events: list[object]) -> None:
+    """Settle an L1 forced-withdrawal request: withdraw what the rules allow, up to the request.
+
+    Only the request order can reject it, so an operator can always include a request and the
+    contract's deadline measures only whether it did.
+    """
+    if tx.request_id < state.next_forced_id:
+        raise TxRejected(ErrorCode.FORCED_WITHDRAWAL_ALREADY_PROCESSED, f"request {tx.request_id}")
+    if tx.request_id > state.next_forced_id:
+        raise TxRejected(ErrorCode.FORCED_WITHDRAWAL_OUT_OF_ORDER,
+                         f"expected {state.next_forced_id}, got {tx.request_id}")
+    state.next_forced_id += 1
+    sub = state.subaccounts.get((tx.owner, tx.subaccount))
+    amount = 0
+    withdrawal_id = 0
+    if sub is not None and sub is not state.insurance and (
+            sub.cross.key not in state.liquidation_queue):
+        free = withdrawable_quantums(state.markets, sub.cross,
+                                     state.config.withdrawal_margin_floor_ppm)
+        amount = max(0, min(tx.amount_quantums, free))
+        if amount:
+            withdrawal_id = _queue_withdrawal(state, sub, amount)
+            events.append(WithdrawalQueued(withdrawal_id, tx.owner, tx.subaccount, amount))
+    events.append(ForcedWithdrawalProcessed(tx.request_id, tx.owner, tx.subaccount,
+                                            tx.amount_quantums, amount, withdrawal_id))
 
 
 def transfer(state: State, tx: Transfer, events: list[object]) -> None:
@@ -114,6 +168,8 @@ def transfer(state: State, tx: Transfer, events: list[object]) -> None:
     destination = _open_subaccount(state, tx.to_owner, tx.to_subaccount)
     sub.cross.collateral_quantums -= tx.amount_quantums
     destination.cross.collateral_quantums += tx.amount_quantums
+    state.touched_subaccounts.add(sub.key)
+    state.touched_subaccounts.add(destination.key)
     events.append(TransferDone(tx.owner, tx.subaccount, tx.to_owner, tx.to_subaccount,
                                tx.amount_quantums))
 
@@ -129,10 +185,14 @@ def set_margin_mode(state: State, tx: SetMarginMode, events: list[object]) -> No
     if tx.isolated == currently_isolated:
         return
     if tx.isolated:
+        if 1 + len(sub.isolated) >= GROUPS_PER_SUBACCOUNT_MAX:
+            raise TxRejected(ErrorCode.ISOLATED_GROUPS_LIMIT, f"{GROUPS_PER_SUBACCOUNT_MAX - 1}")
         sub.isolated[tx.market_id] = MarginGroup(sub, tx.market_id)
+        state.touched_subaccounts.add(sub.key)
         return
     isolated = sub.isolated.pop(tx.market_id)
     sub.cross.collateral_quantums += isolated.collateral_quantums
+    state.touched_subaccounts.add(sub.key)
 
 
 def move_isolated_margin(state: State, tx: MoveIsolatedMargin, events: list[object]) -> None:
@@ -148,3 +208,4 @@ def move_isolated_margin(state: State, tx: MoveIsolatedMargin, events: list[obje
     _check_can_release(state, source, abs(amount))
     source.collateral_quantums -= abs(amount)
     destination.collateral_quantums += abs(amount)
+    state.touched_subaccounts.add(sub.key)

@@ -30,6 +30,13 @@ __all__ = [
 
 MARKET_ID_MAX = 0xFFFF
 SUBACCOUNT_NUMBER_MAX = 0xFFFF
+# A subaccount's leaf must decode inside the settlement contract's fixed bounds (its escape
+# hatch reads the whole subaccount from one leaf), so these are protocol constants shared with
+# Settlement.vy: the cross group plus at most 7 isolated groups, and at most 32 position records
+# (a record exists while the subaccount has a position or open orders in that market). The
+# insurance fund is exempt: it takes over positions as the backstop and never escapes.
+GROUPS_PER_SUBACCOUNT_MAX = 8
+POSITIONS_PER_SUBACCOUNT_MAX = 32
 NOTIONAL_TIER_UNBOUNDED = 2**127 - 1
 # Worst-case cost of an oracle update, funding tick or liquidation heartbeat (their work scales
 # with holders and the liquidation queue, both bounded elsewhere); a batch must fit one.

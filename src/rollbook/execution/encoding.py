@@ -1,4 +1,4 @@
-"""Canonical, versioned binary encoding of transactions, batches and state leaves.
+"""Canonical, versioned binary encoding of transactions and batches.
 
 One encoding, one hash: every field has a fixed width and big-endian byte order, so a value has
 exactly one encoding and decoding is strict (wrong version, unknown tag, out-of-range field or
@@ -11,26 +11,24 @@ signatures are 65 bytes, preceded by a u8 count.
 Batch: ``b"RBB" | version (u8) | index (u64) | timestamp_ms (u64) | previous_root (32) |
 count (u32) | count x (length (u32) | transaction)``.
 
-State leaves (for the digest now and the Merkle commitment later) are fixed-layout records with
-a one-byte kind; signed balances are 16-byte two's complement, so a leaf maps directly onto
-32-byte ABI words when the settlement contract needs to decode one.
+The state's encoding is its Merkle leaves (``rollbook.commitment.leaves``): ABI words, so the
+settlement contract can decode the leaves it must check.
 """
 
 from __future__ import annotations
 
 import struct
-from collections.abc import Iterator
 from enum import IntEnum
 from typing import Any, TypeVar
 
 from rollbook.execution.oracle import ORACLE_PRICES_MAX, ORACLE_SIGNATURES_MAX
-from rollbook.execution.state import MarginGroup, State, Subaccount
 from rollbook.execution.txs import (
     Batch,
     CancelAll,
     CancelOrder,
     CancelOrderByClientId,
     Deposit,
+    ForcedWithdrawal,
     FundingTick,
     ModifyOrder,
     MoveIsolatedMargin,
@@ -55,7 +53,6 @@ __all__ = [
     "decode_transaction",
     "encode_batch",
     "encode_transaction",
-    "state_leaves",
 ]
 
 ENCODING_VERSION = 1
@@ -90,6 +87,7 @@ _TAG_FUNDING = 10
 _TAG_LIQUIDATIONS = 11
 _TAG_MARGIN_MODE = 12
 _TAG_MOVE_MARGIN = 13
+_TAG_FORCED_WITHDRAWAL = 14
 
 _HEADER = struct.Struct(">BB")
 _DEPOSIT = struct.Struct(">Q20sHQ")
@@ -104,6 +102,7 @@ _ORACLE_HEAD = struct.Struct(">QH")
 _ORACLE_PRICE = struct.Struct(">I16s")
 _MARGIN_MODE = struct.Struct(">20sHHB")
 _MOVE_MARGIN = struct.Struct(">20sHHq")
+_FORCED_WITHDRAWAL = struct.Struct(">Q20sHQ")
 _BATCH_HEAD = struct.Struct(">3sBQQ32sI")
 _LENGTH = struct.Struct(">I")
 
@@ -148,6 +147,9 @@ def encode_transaction(tx: Transaction) -> bytes:
     if isinstance(tx, MoveIsolatedMargin):
         return _head(_TAG_MOVE_MARGIN) + _MOVE_MARGIN.pack(tx.owner, tx.subaccount,
                                                            tx.market_id, tx.amount_quantums)
+    if isinstance(tx, ForcedWithdrawal):
+        return _head(_TAG_FORCED_WITHDRAWAL) + _FORCED_WITHDRAWAL.pack(
+            tx.request_id, tx.owner, tx.subaccount, tx.amount_quantums)
     raise ValueError(f"not a transaction: {type(tx).__name__}")
 
 
@@ -235,6 +237,8 @@ def _decode_body(tag: int, data: bytes) -> Transaction:
         return SetMarginMode(owner, sub, market, _bool(isolated))
     if tag == _TAG_MOVE_MARGIN:
         return MoveIsolatedMargin(*_unpack(_MOVE_MARGIN, data))
+    if tag == _TAG_FORCED_WITHDRAWAL:
+        return ForcedWithdrawal(*_unpack(_FORCED_WITHDRAWAL, data))
     raise DecodeError(f"unknown transaction tag {tag}")
 
 
@@ -301,81 +305,3 @@ def decode_batch(data: bytes) -> Batch:
     if offset != len(data):
         raise DecodeError("trailing bytes after the last transaction")
     return Batch(index, timestamp_ms, previous_root, tuple(transactions))
-
-
-# --- state leaves ---------------------------------------------------------------------------
-
-LEAF_GLOBALS = 1
-LEAF_INDEX_PRICE = 2
-LEAF_MARKET = 3
-LEAF_GROUP = 4
-LEAF_POSITION = 5
-LEAF_ORDER = 6
-LEAF_WITHDRAWAL = 7
-LEAF_LIQUIDATION_QUEUE = 8
-
-_I128 = 16
-
-
-def _i128(value: int) -> bytes:
-    return value.to_bytes(_I128, "big", signed=True)
-
-
-_GLOBALS = struct.Struct(">BBQQQ16sQQQQQ")
-_INDEX_PRICE = struct.Struct(">BI16s")
-_MARKET = struct.Struct(">BHQ16sQQqq16s")
-_GROUP = struct.Struct(">B20sHH16s")
-_POSITION = struct.Struct(">B20sHHH16s16sQQ")
-_ORDER = struct.Struct(">BQH20sH?QQQ?B")
-_WITHDRAWAL = struct.Struct(">BQ20sHQQ")
-_QUEUE_ENTRY = struct.Struct(">BI20sHH")
-
-
-def state_leaves(state: State) -> Iterator[bytes]:
-    """Every leaf of the state, in canonical order (globals, prices, markets, accounts, books,
-    withdrawals, liquidation queue)."""
-    yield _GLOBALS.pack(LEAF_GLOBALS, ENCODING_VERSION, state.batch_index, state.timestamp_ms,
-                        state.oracle_timestamp_ms, _i128(state.fee_pool_quantums),
-                        state.deposits_quantums_total, state.withdrawals_quantums_total,
-                        state.next_deposit_id, state.next_order_id, state.next_withdrawal_id)
-    for index_id in sorted(state.index_prices):
-        yield _INDEX_PRICE.pack(LEAF_INDEX_PRICE, index_id,
-                                state.index_prices[index_id].to_bytes(16, "big"))
-    for market_id in sorted(state.markets):
-        market = state.markets[market_id]
-        yield _MARKET.pack(LEAF_MARKET, market_id, market.open_interest_lots,
-                           _i128(market.premium_sum_ppm), market.premium_sample_count,
-                           market.last_sample_ms, market.last_funding_ms,
-                           market.cumulative_funding_ppm, _i128(market.index_price_quantums))
-    for key in sorted(state.subaccounts):
-        yield from _subaccount_leaves(state.subaccounts[key])
-    for market_id in sorted(state.markets):
-        book = state.markets[market_id].book
-        for is_buy in (True, False):
-            for order in book.iter_orders(is_buy):
-                yield _ORDER.pack(LEAF_ORDER, order.order_id, market_id, order.subaccount.owner,
-                                  order.subaccount.number, order.is_buy, order.price_ticks,
-                                  order.size_lots, order.client_order_id, order.post_only,
-                                  order.self_trade)
-    for withdrawal_id in sorted(state.pending_withdrawals):
-        w = state.pending_withdrawals[withdrawal_id]
-        yield _WITHDRAWAL.pack(LEAF_WITHDRAWAL, w.withdrawal_id, w.owner, w.subaccount,
-                               w.amount_quantums, w.batch_index)
-    for position_in_queue, (owner, number, group_market) in enumerate(state.liquidation_queue):
-        yield _QUEUE_ENTRY.pack(LEAF_LIQUIDATION_QUEUE, position_in_queue, owner, number,
-                                group_market)
-
-
-def _subaccount_leaves(sub: Subaccount) -> Iterator[bytes]:
-    for group in sub.groups():
-        yield from _group_leaves(sub, group)
-
-
-def _group_leaves(sub: Subaccount, group: MarginGroup) -> Iterator[bytes]:
-    yield _GROUP.pack(LEAF_GROUP, sub.owner, sub.number, group.isolated_market_id,
-                      _i128(group.collateral_quantums))
-    for market_id in sorted(group.positions):
-        p = group.positions[market_id]
-        yield _POSITION.pack(LEAF_POSITION, sub.owner, sub.number, group.isolated_market_id,
-                             market_id, _i128(p.size_lots), _i128(p.entry_notional_quantums),
-                             p.open_bid_lots, p.open_ask_lots)

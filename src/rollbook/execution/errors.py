@@ -32,6 +32,10 @@ class ErrorCode(IntEnum):
     ACCOUNTS_LIMIT = 20
     MARGIN_MODE_BUSY = 21
     NOT_ISOLATED = 22
+    POSITIONS_LIMIT = 23
+    ISOLATED_GROUPS_LIMIT = 24
+    FORCED_WITHDRAWAL_ALREADY_PROCESSED = 25
+    FORCED_WITHDRAWAL_OUT_OF_ORDER = 26
     # --- markets and orders ---
     UNKNOWN_MARKET = 30
     MARKET_NOT_ACTIVE = 31
@@ -76,6 +80,12 @@ ERROR_MESSAGES: dict[ErrorCode, str] = {
     ErrorCode.ACCOUNTS_LIMIT: "the venue holds the maximum number of subaccounts",
     ErrorCode.MARGIN_MODE_BUSY: "margin mode can change only with no position and no open orders",
     ErrorCode.NOT_ISOLATED: "the position is not in isolated margin mode",
+    ErrorCode.POSITIONS_LIMIT: (
+        "subaccount holds the maximum number of markets (positions or open orders)"),
+    ErrorCode.ISOLATED_GROUPS_LIMIT: "subaccount holds the maximum number of isolated positions",
+    ErrorCode.FORCED_WITHDRAWAL_ALREADY_PROCESSED: (
+        "forced withdrawal request was already processed"),
+    ErrorCode.FORCED_WITHDRAWAL_OUT_OF_ORDER: "forced withdrawal request skips an earlier one",
     ErrorCode.UNKNOWN_MARKET: "unknown market",
     ErrorCode.MARKET_NOT_ACTIVE: "market is not active",
     ErrorCode.ORACLE_PRICE_MISSING: "market has no oracle price yet",

@@ -17,6 +17,7 @@ __all__ = [
     "DepositCredited",
     "Event",
     "Fill",
+    "ForcedWithdrawalProcessed",
     "FundingPaid",
     "Liquidated",
     "OrderCancelled",
@@ -98,6 +99,15 @@ class WithdrawalQueued(NamedTuple):
     amount_quantums: int
 
 
+class ForcedWithdrawalProcessed(NamedTuple):
+    request_id: int
+    owner: bytes
+    subaccount: int
+    requested_quantums: int
+    withdrawn_quantums: int  # what the margin rules let go; 0 means nothing was withdrawable
+    withdrawal_id: int  # the pending withdrawal it created, 0 when nothing was withdrawn
+
+
 class TransferDone(NamedTuple):
     owner: bytes
     subaccount: int
@@ -143,6 +153,7 @@ Event = (
     | FundingPaid
     | Liquidated
     | PositionDeleveraged
+    | ForcedWithdrawalProcessed
 )
 
 

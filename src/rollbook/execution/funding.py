@@ -73,7 +73,9 @@ def _pay(state: State, market: MarketState, rate_ppm: int, events: list[object])
     received = 0
     price = market.index_price_quantums
     lot = market.config.lot_size_nanounits
+    touched = state.touched_subaccounts
     for position in market.holders.values():
+        touched.add(position.group.subaccount.key)
         value = position_value_quantums(position.size_lots, price, lot)
         owed = value * rate_ppm  # > 0: this position pays
         if owed > 0:
@@ -99,6 +101,7 @@ def funding_tick(state: State, events: list[object]) -> list[int]:
         config = market.config
         if config.kind != InstrumentKind.PERPETUAL or market.index_price_quantums == 0:
             continue
+        state.touched_markets.add(market_id)  # over-approximate: a tick may change nothing
         if market.last_funding_ms < 0:
             market.last_funding_ms = now_ms
             market.last_sample_ms = now_ms

@@ -76,7 +76,14 @@ def _enqueue_if_underwater(state: State, candidates: dict[GroupKey, MarginGroup]
     queue = state.liquidation_queue
     for key in sorted(candidates):
         if key not in queue and _below_maintenance(group_risk(state.markets, candidates[key])):
-            queue[key] = None
+            _enqueue(state, key)
+
+
+def _enqueue(state: State, key: GroupKey) -> None:
+    """Append ``key`` to the queue under the next sequence number (its committed order)."""
+    assert key not in state.liquidation_queue
+    state.liquidation_queue[key] = state.next_liquidation_seq
+    state.next_liquidation_seq += 1
 
 
 def process_liquidation_queue(state: State, events: list[object]) -> int:
@@ -96,7 +103,7 @@ def process_liquidation_queue(state: State, events: list[object]) -> int:
             deferred.append(key)
         processed += 1
     for key in deferred:
-        queue[key] = None
+        _enqueue(state, key)
     return processed
 
 
@@ -229,8 +236,8 @@ def _backstop(state: State, group: MarginGroup, position: Position,
     if (after.equity_quantums < after.maintenance_quantums or after.equity_quantums < 0
             or notional > state.config.backstop_notional_quantums_max):
         return None
-    settle_trade_side(market, position, -size, -quote, 0)
-    settle_trade_side(market, ensure_position(insurance, market_id), size, quote, 0)
+    settle_trade_side(state, market, position, -size, -quote, 0)
+    settle_trade_side(state, market, ensure_position(insurance, market_id), size, quote, 0)
     return penalty
 
 
@@ -276,8 +283,8 @@ def _deleverage(state: State, group: MarginGroup, position: Position, market: Ma
         if take == 0:
             continue  # it cannot carry even one lot's share of the deficit
         lots_signed = take if size > 0 else -take  # what the counterparty buys
-        settle_trade_side(market, position, -lots_signed, -quote, 0)
-        settle_trade_side(market, counterparty, lots_signed, quote, 0)
+        settle_trade_side(state, market, position, -lots_signed, -quote, 0)
+        settle_trade_side(state, market, counterparty, lots_signed, quote, 0)
         release_position_if_empty(counterparty)
         cp_sub = counterparty.group.subaccount
         events.append(PositionDeleveraged(market.config.market_id, cp_sub.owner, cp_sub.number,

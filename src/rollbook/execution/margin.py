@@ -39,6 +39,7 @@ __all__ = [
     "notional_quantums",
     "position_value_quantums",
     "tiered_requirement_quantums",
+    "withdrawable_quantums",
     "withdrawal_allowed",
 ]
 
@@ -178,7 +179,17 @@ def change_acceptable(before: GroupRisk, after: GroupRisk) -> bool:
 def withdrawal_allowed(markets: dict[int, MarketState], group: MarginGroup,
                        d_collateral_quantums: int, floor_ppm: int) -> bool:
     """May ``group`` lose ``-d_collateral_quantums`` of collateral (withdraw/transfer/move)?"""
-    equity_without_profit = group.collateral_quantums + d_collateral_quantums
+    return -d_collateral_quantums <= withdrawable_quantums(markets, group, floor_ppm)
+
+
+def withdrawable_quantums(markets: dict[int, MarketState], group: MarginGroup,
+                          floor_ppm: int) -> int:
+    """The most collateral ``group`` may release; negative when it may release nothing.
+
+    What remains, counting unrealised profit as zero (``min(value, entry)`` per position), must
+    cover the initial requirement, the floor of ``floor_ppm`` of the notional, and zero.
+    """
+    equity_without_profit = group.collateral_quantums
     initial = 0
     notional_total = 0
     for market_id, position in group.positions.items():
@@ -192,4 +203,4 @@ def withdrawal_allowed(markets: dict[int, MarketState], group: MarginGroup,
         initial += position_initial
         notional_total += notional_quantums(abs(position.size_lots), price, lot)
     floor = div_ceil(notional_total * floor_ppm, PPM)
-    return equity_without_profit >= max(initial, floor) and equity_without_profit >= 0
+    return equity_without_profit - max(initial, floor, 0)

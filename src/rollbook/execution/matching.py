@@ -263,8 +263,8 @@ def apply_plan(state: State, market: MarketState, plan: MatchPlan, taker_positio
         quote = signed * price * quantums_per_lot_tick
         taker_fee = planned_taker_fee if planned_taker_fee < fee_cap_left else fee_cap_left
         fee_cap_left -= taker_fee
-        settle_trade_side(market, taker_position, signed, quote, taker_fee)
-        settle_trade_side(market, maker_position, -signed, -quote, maker_fee)
+        settle_trade_side(state, market, taker_position, signed, quote, taker_fee)
+        settle_trade_side(state, market, maker_position, -signed, -quote, maker_fee)
         release_position_if_empty(maker_position)
         fees_charged += taker_fee
         maker_fees += maker_fee

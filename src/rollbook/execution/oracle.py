@@ -86,4 +86,5 @@ def apply_oracle_update(state: State, tx: OracleUpdate) -> list[int]:
         if market.config.index_id in changed_indices:
             market.index_price_quantums = state.index_prices[market.config.index_id]
             changed_markets.append(market_id)
+    state.touched_markets.update(changed_markets)
     return changed_markets

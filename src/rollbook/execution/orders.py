@@ -17,6 +17,7 @@ Semantics:
 
 from __future__ import annotations
 
+from rollbook.execution.config import POSITIONS_PER_SUBACCOUNT_MAX
 from rollbook.execution.errors import ErrorCode, TxRejected
 from rollbook.execution.events import CancelReason, OrderCancelled, OrderPlaced, OrderReduced
 from rollbook.execution.margin import change_acceptable, group_risk, meets_initial_after
@@ -26,6 +27,7 @@ from rollbook.execution.positions import (
     release_position_if_empty,
     remove_resting_order,
     rest_order,
+    shrink_resting_order,
 )
 from rollbook.execution.state import MarginGroup, MarketState, Order, Position, State, Subaccount
 from rollbook.execution.txs import (
@@ -142,6 +144,8 @@ def _submit(state: State, sub: Subaccount, market: MarketState, is_buy: bool, pr
     existing = sub.client_orders.get(client_order_id) if client_order_id else None
     if existing is not None and existing is not replaces:
         raise TxRejected(ErrorCode.DUPLICATE_CLIENT_ORDER_ID)
+    if position is None and sub.position_record_count() >= POSITIONS_PER_SUBACCOUNT_MAX:
+        raise TxRejected(ErrorCode.POSITIONS_LIMIT, f"{POSITIONS_PER_SUBACCOUNT_MAX} markets")
     if reduce_only:
         position_lots = 0 if position is None else position.size_lots
         if (position_lots == 0 or (position_lots > 0) == is_buy
@@ -287,11 +291,7 @@ def modify_order(state: State, tx: ModifyOrder, events: list[object]) -> None:
     if tx.price_ticks == order.price_ticks and 0 < tx.size_lots < order.size_lots:
         # a pure size decrease only lowers risk: no band check, the order keeps its priority
         removed = order.size_lots - tx.size_lots
-        market.book.reduce(order, removed)
-        if order.is_buy:
-            order.position.open_bid_lots -= removed
-        else:
-            order.position.open_ask_lots -= removed
+        shrink_resting_order(state, market, order, removed)
         events.append(OrderReduced(order.order_id, order.market_id, removed, tx.size_lots))
         return
     _check_price_and_size(market, tx.price_ticks, tx.size_lots, True)

@@ -30,6 +30,7 @@ __all__ = [
     "remove_resting_order",
     "rest_order",
     "settle_trade_side",
+    "shrink_resting_order",
 ]
 
 
@@ -48,11 +49,14 @@ def release_position_if_empty(position: Position) -> None:
             del group.positions[position.market_id]
 
 
-def settle_trade_side(market: MarketState, position: Position, size_lots_signed: int,
-                      quote_quantums_signed: int, fee_quantums: int) -> None:
+def settle_trade_side(state: State, market: MarketState, position: Position,
+                      size_lots_signed: int, quote_quantums_signed: int,
+                      fee_quantums: int) -> None:
     """Apply one side of a trade: ``size_lots_signed`` > 0 buys, paying ``quote``."""
     assert size_lots_signed != 0
     group = position.group
+    state.touched_subaccounts.add(group.subaccount.key)
+    state.touched_markets.add(position.market_id)
     group.collateral_quantums -= quote_quantums_signed + fee_quantums
     old = position.size_lots
     new = old + size_lots_signed
@@ -83,6 +87,8 @@ def settle_trade_side(market: MarketState, position: Position, size_lots_signed:
 def rest_order(state: State, market: MarketState, subaccount: Subaccount, position: Position,
                order: Order) -> None:
     market.book.add(order)
+    state.touched_orders.add(order.order_id)
+    state.touched_subaccounts.add(subaccount.key)
     if order.is_buy:
         position.open_bid_lots += order.size_lots
     else:
@@ -100,6 +106,8 @@ def remove_resting_order(state: State, market: MarketState, order: Order,
     ``release=False`` keeps an emptied position record alive for a settlement that follows.
     """
     market.book.remove(order)
+    state.touched_orders.add(order.order_id)
+    state.touched_subaccounts.add(order.subaccount.key)
     position = order.position
     if order.is_buy:
         position.open_bid_lots -= order.size_lots
@@ -119,7 +127,15 @@ def consume_maker_lots(state: State, market: MarketState, order: Order, size_lot
     if size_lots == order.size_lots:
         remove_resting_order(state, market, order, release=False)
         return
+    shrink_resting_order(state, market, order, size_lots)
+
+
+def shrink_resting_order(state: State, market: MarketState, order: Order,
+                         size_lots: int) -> None:
+    """Take ``size_lots`` off a resting order in place (it keeps its priority)."""
     market.book.reduce(order, size_lots)
+    state.touched_orders.add(order.order_id)
+    state.touched_subaccounts.add(order.subaccount.key)
     if order.is_buy:
         order.position.open_bid_lots -= size_lots
     else:

@@ -90,19 +90,16 @@ class MarginGroup:
 
 
 class Subaccount:
-    __slots__ = ("client_orders", "cross", "isolated", "number", "orders", "owner")
+    __slots__ = ("client_orders", "cross", "isolated", "key", "number", "orders", "owner")
 
     def __init__(self, owner: bytes, number: int) -> None:
         self.owner = owner
         self.number = number
+        self.key: SubaccountKey = (owner, number)  # stored: the hot path marks it touched
         self.cross = MarginGroup(self, CROSS_GROUP)
         self.isolated: dict[int, MarginGroup] = {}
         self.orders: dict[int, Order] = {}  # open orders by order id, in placement order
         self.client_orders: dict[int, Order] = {}
-
-    @property
-    def key(self) -> SubaccountKey:
-        return (self.owner, self.number)
 
     def group_for(self, market_id: int) -> MarginGroup:
         group = self.isolated.get(market_id)
@@ -110,6 +107,9 @@ class Subaccount:
 
     def groups(self) -> list[MarginGroup]:
         return [self.cross, *(self.isolated[m] for m in sorted(self.isolated))]
+
+    def position_record_count(self) -> int:
+        return len(self.cross.positions) + sum(len(g.positions) for g in self.isolated.values())
 
 
 class Order:
@@ -272,11 +272,21 @@ class PendingWithdrawal:
 
 
 class State:
+    """The whole venue state.
+
+    ``touched_*`` are not state: they name the records a transaction may have changed since the
+    last commitment (subaccounts, orders by id, markets by id), so that the commitment re-encodes
+    only those. Marking is over-approximate (marking an unchanged record costs a rehash, never a
+    wrong root); missing a mark would be a wrong root, which the commitment's full consistency
+    check (used by the tests after every batch) catches.
+    """
+
     __slots__ = ("batch_index", "config", "deposits_quantums_total", "fee_pool_quantums",
                  "index_prices", "insurance", "liquidation_queue", "markets",
-                 "next_deposit_id", "next_order_id", "next_withdrawal_id", "oracle_timestamp_ms",
-                 "orders", "pending_withdrawals", "subaccounts", "timestamp_ms",
-                 "withdrawals_quantums_total")
+                 "next_deposit_id", "next_forced_id", "next_liquidation_seq", "next_order_id",
+                 "next_withdrawal_id", "oracle_timestamp_ms", "orders", "pending_withdrawals",
+                 "subaccounts", "timestamp_ms", "touched_markets", "touched_orders",
+                 "touched_subaccounts", "withdrawals_quantums_total")
 
     def __init__(self, config: VenueConfig) -> None:
         validate_venue(config)
@@ -296,10 +306,16 @@ class State:
         self.deposits_quantums_total = 0
         self.withdrawals_quantums_total = 0
         self.next_deposit_id = 1
+        self.next_forced_id = 1  # L1 forced-withdrawal requests are processed in id order
         self.next_order_id = 1
         self.next_withdrawal_id = 1
         self.pending_withdrawals: dict[int, PendingWithdrawal] = {}
-        self.liquidation_queue: dict[GroupKey, None] = {}  # FIFO of groups below maintenance
+        # FIFO of groups below maintenance -> their sequence number (the committed order)
+        self.liquidation_queue: dict[GroupKey, int] = {}
+        self.next_liquidation_seq = 1
+        self.touched_subaccounts: set[SubaccountKey] = {self.insurance.key}
+        self.touched_orders: set[int] = set()
+        self.touched_markets: set[int] = set(self.markets)
 
     def group_by_key(self, key: GroupKey) -> MarginGroup | None:
         sub = self.subaccounts.get((key[0], key[1]))

@@ -34,6 +34,7 @@ from rollbook.execution.txs import (
     CancelOrder,
     CancelOrderByClientId,
     Deposit,
+    ForcedWithdrawal,
     FundingTick,
     ModifyOrder,
     MoveIsolatedMargin,
@@ -63,6 +64,7 @@ BASE_COST_UNITS: dict[type, int] = {
     ProcessLiquidations: 100,
     SetMarginMode: 10,
     MoveIsolatedMargin: 20,
+    ForcedWithdrawal: 20,
 }
 
 
@@ -98,6 +100,7 @@ HANDLERS: dict[type, Handler] = {
     ProcessLiquidations: _process_liquidations,
     SetMarginMode: accounts.set_margin_mode,
     MoveIsolatedMargin: accounts.move_isolated_margin,
+    ForcedWithdrawal: accounts.forced_withdrawal,
 }
 assert set(HANDLERS) == set(BASE_COST_UNITS)
 

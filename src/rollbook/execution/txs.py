@@ -22,6 +22,7 @@ __all__ = [
     "CancelOrder",
     "CancelOrderByClientId",
     "Deposit",
+    "ForcedWithdrawal",
     "FundingTick",
     "ModifyOrder",
     "MoveIsolatedMargin",
@@ -77,6 +78,21 @@ class Deposit:
 
 @dataclass(frozen=True, slots=True)
 class Withdraw:
+    owner: bytes
+    subaccount: int
+    amount_quantums: int
+
+
+@dataclass(frozen=True, slots=True)
+class ForcedWithdrawal:
+    """L1-origin: a withdrawal the owner requested on the settlement contract, which the
+    operator must include (in ``request_id`` order) before the contract's deadline.
+
+    It never fails for lack of margin: it withdraws ``min(amount, what the margin rules let the
+    cross group release)``, possibly zero, so including it always settles the request.
+    """
+
+    request_id: int
     owner: bytes
     subaccount: int
     amount_quantums: int
@@ -193,6 +209,7 @@ Transaction = (
     | ProcessLiquidations
     | SetMarginMode
     | MoveIsolatedMargin
+    | ForcedWithdrawal
 )
 
 

@@ -1,0 +1,241 @@
+"""The state root: the venue's state mapped onto one keccak Merkle tree, updated per batch.
+
+Slot map (docs/settlement.md): slot 0 holds the globals leaf; every other record (index price,
+market, subaccount, resting order, pending withdrawal, liquidation-queue entry) takes a slot when
+it first exists at the end of a batch and frees it when it no longer exists. A new record takes
+the lowest free slot; the records of one batch are freed first, then placed in ascending
+``LeafKey`` order. The slot map is therefore a function of the sequence of batches: every
+replica that applies the same batches (the node, a verifier, a restarted node) assigns the same
+slots and computes the same roots. Slots stay dense, which the tree's dense storage needs.
+
+Incremental: ``commit`` re-encodes only the records the STF marked as touched
+(``State.touched_*``), the globals and the insurance fund (changed by most batches), and the
+small collections it diffs against what it last committed (index prices, the liquidation queue,
+new withdrawals); then the tree rehashes only the dirty paths (O(touched x depth)).
+
+``check`` recomputes every leaf from the state and compares it with the tree, slot by slot: the
+test suite runs it after every batch so that a mutation the STF forgot to mark fails loudly
+instead of producing a silently stale root.
+
+Known limits: pending withdrawals are never pruned (the STF does not learn which were claimed);
+the slot map is not itself committed (it is derivable only by replay), so snapshots must carry
+it (``copy``).
+"""
+
+from __future__ import annotations
+
+import heapq
+from dataclasses import dataclass
+
+from rollbook.commitment.leaves import (
+    LEAF_INDEX_PRICE,
+    LEAF_LIQUIDATION,
+    LEAF_MARKET,
+    LEAF_ORDER,
+    LEAF_SUBACCOUNT,
+    LEAF_WITHDRAWAL,
+    LeafKey,
+    globals_leaf,
+    index_price_leaf,
+    liquidation_leaf,
+    market_leaf,
+    order_leaf,
+    subaccount_leaf,
+    withdrawal_leaf,
+)
+from rollbook.commitment.merkle import MerkleTree, hash_leaf
+from rollbook.execution.state import GroupKey, State
+
+__all__ = [
+    "GLOBALS_SLOT",
+    "TREE_DEPTH",
+    "LeafProof",
+    "StateCommitment",
+    "canonical_root",
+]
+
+TREE_DEPTH = 32  # 4 billion slots; the contract verifies exactly this many siblings
+GLOBALS_SLOT = 0
+
+
+@dataclass(frozen=True, slots=True)
+class LeafProof:
+    """What a claimant sends the settlement contract: the leaf, where it is, and the path."""
+
+    leaf_index: int
+    leaf: bytes
+    siblings: tuple[bytes, ...]
+    root: bytes
+
+
+class StateCommitment:
+    """The tree, the slot map and what was last committed of the diffed collections."""
+
+    __slots__ = ("_free", "_indexes", "_leaves", "_next_slot", "_queue", "_slots", "_tree",
+                 "_withdrawals_next")
+
+    def __init__(self) -> None:
+        self._tree = MerkleTree(TREE_DEPTH)
+        self._slots: dict[LeafKey, int] = {}
+        self._leaves: dict[int, bytes] = {}  # slot -> leaf bytes, for proofs and checks
+        self._free: list[int] = []  # min-heap of freed slots below _next_slot
+        self._next_slot = GLOBALS_SLOT + 1
+        self._indexes: dict[int, int] = {}
+        self._queue: dict[GroupKey, int] = {}
+        self._withdrawals_next = 1
+
+    @property
+    def root(self) -> bytes:
+        return self._tree.root()
+
+    @property
+    def leaf_count(self) -> int:
+        return len(self._leaves)
+
+    def copy(self) -> StateCommitment:
+        """An independent copy (a snapshot of the tree and the slot map at this batch)."""
+        other = StateCommitment.__new__(StateCommitment)
+        other._tree = self._tree.copy()
+        other._slots = dict(self._slots)
+        other._leaves = dict(self._leaves)
+        other._free = list(self._free)
+        other._next_slot = self._next_slot
+        other._indexes = dict(self._indexes)
+        other._queue = dict(self._queue)
+        other._withdrawals_next = self._withdrawals_next
+        return other
+
+    def commit(self, state: State) -> bytes:
+        """Fold everything the state changed since the last commit into the tree; the root."""
+        updates = _collect_updates(state, self._indexes, self._queue, self._withdrawals_next)
+        self._indexes = dict(state.index_prices)
+        self._queue = dict(state.liquidation_queue)
+        self._withdrawals_next = state.next_withdrawal_id
+        state.touched_subaccounts.clear()
+        state.touched_orders.clear()
+        state.touched_markets.clear()
+        slot_updates = self._place(updates)
+        slot_updates[GLOBALS_SLOT] = globals_leaf(state)
+        for slot, leaf in slot_updates.items():
+            if leaf is None:
+                self._leaves.pop(slot, None)
+            else:
+                self._leaves[slot] = leaf
+        self._tree.set_leaves(slot_updates)
+        return self._tree.root()
+
+    def _place(self, updates: dict[LeafKey, bytes | None]) -> dict[int, bytes | None]:
+        """Free the slots of removed records, then give new records the lowest free slots."""
+        slot_updates: dict[int, bytes | None] = {}
+        created: list[LeafKey] = []
+        for key, leaf in updates.items():
+            slot = self._slots.get(key)
+            if leaf is None:
+                if slot is not None:
+                    del self._slots[key]
+                    heapq.heappush(self._free, slot)
+                    slot_updates[slot] = None
+            elif slot is None:
+                created.append(key)
+            else:
+                slot_updates[slot] = leaf
+        for key in sorted(created):
+            slot = self._take_slot()
+            self._slots[key] = slot
+            slot_updates[slot] = updates[key]
+        return slot_updates
+
+    def _take_slot(self) -> int:
+        if self._free:
+            return heapq.heappop(self._free)
+        slot = self._next_slot
+        self._next_slot += 1
+        return slot
+
+    def slot_of(self, key: LeafKey) -> int | None:
+        return self._slots.get(key)
+
+    def proof(self, key: LeafKey) -> LeafProof:
+        """The proof of a committed record against the current root (KeyError if absent)."""
+        slot = GLOBALS_SLOT if key == (GLOBALS_SLOT,) else self._slots[key]
+        return LeafProof(slot, self._leaves[slot], self._tree.proof(slot), self._tree.root())
+
+    def check(self, state: State) -> None:
+        """Raise AssertionError unless the tree holds exactly the state's leaves.
+
+        O(state): for tests and audits, after ``commit``.
+        """
+        expected = _all_leaves(state)
+        assert set(expected) == set(self._slots), (
+            f"slot map differs: missing {sorted(set(expected) - set(self._slots))[:3]}, "
+            f"extra {sorted(set(self._slots) - set(expected))[:3]}")
+        for key, leaf in expected.items():
+            slot = self._slots[key]
+            assert self._leaves[slot] == leaf, f"stale leaf for {key} at slot {slot}"
+            assert self._tree.leaf_hash(slot) == hash_leaf(leaf), f"stale hash at slot {slot}"
+        assert self._leaves[GLOBALS_SLOT] == globals_leaf(state), "stale globals leaf"
+        assert len(self._leaves) == len(expected) + 1, "a freed slot still holds a leaf"
+
+
+def _collect_updates(state: State, committed_indexes: dict[int, int],
+                     committed_queue: dict[GroupKey, int],
+                     withdrawals_next: int) -> dict[LeafKey, bytes | None]:
+    """Leaf bytes (or None: removed) for every record that may have changed."""
+    updates: dict[LeafKey, bytes | None] = {}
+    for index_id, price in state.index_prices.items():
+        if committed_indexes.get(index_id) != price:
+            updates[(LEAF_INDEX_PRICE, index_id)] = index_price_leaf(index_id, price)
+    for market_id in state.touched_markets:
+        updates[(LEAF_MARKET, market_id)] = market_leaf(state, market_id)
+    subaccounts = state.subaccounts
+    for key in state.touched_subaccounts | {state.insurance.key}:
+        updates[(LEAF_SUBACCOUNT, *key)] = subaccount_leaf(subaccounts[key])
+    orders = state.orders
+    for order_id in state.touched_orders:
+        order = orders.get(order_id)
+        updates[(LEAF_ORDER, order_id)] = None if order is None else order_leaf(order)
+    for withdrawal_id in range(withdrawals_next, state.next_withdrawal_id):
+        withdrawal = state.pending_withdrawals[withdrawal_id]
+        updates[(LEAF_WITHDRAWAL, withdrawal_id)] = withdrawal_leaf(withdrawal)
+    queue = state.liquidation_queue
+    for group_key, seq in committed_queue.items():
+        if queue.get(group_key) != seq:
+            updates[(LEAF_LIQUIDATION, seq)] = None
+    for group_key, seq in queue.items():
+        if committed_queue.get(group_key) != seq:
+            updates[(LEAF_LIQUIDATION, seq)] = liquidation_leaf(seq, *group_key)
+    return updates
+
+
+def _all_leaves(state: State) -> dict[LeafKey, bytes]:
+    """Every record's leaf, computed from scratch (the reference for ``check``)."""
+    leaves: dict[LeafKey, bytes] = {}
+    for index_id, price in state.index_prices.items():
+        leaves[(LEAF_INDEX_PRICE, index_id)] = index_price_leaf(index_id, price)
+    for market_id in state.markets:
+        leaves[(LEAF_MARKET, market_id)] = market_leaf(state, market_id)
+    for key, sub in state.subaccounts.items():
+        leaves[(LEAF_SUBACCOUNT, *key)] = subaccount_leaf(sub)
+    for order_id, order in state.orders.items():
+        leaves[(LEAF_ORDER, order_id)] = order_leaf(order)
+    for withdrawal_id, withdrawal in state.pending_withdrawals.items():
+        leaves[(LEAF_WITHDRAWAL, withdrawal_id)] = withdrawal_leaf(withdrawal)
+    for group_key, seq in state.liquidation_queue.items():
+        leaves[(LEAF_LIQUIDATION, seq)] = liquidation_leaf(seq, *group_key)
+    return leaves
+
+
+def canonical_root(state: State) -> bytes:
+    """The root of ``state`` committed in one step from a fresh slot map.
+
+    Equal for equal states whatever their history (slots are assigned in key order, exactly as
+    a fresh ``StateCommitment`` would), so it is the fingerprint for comparing two states; a
+    live venue's root is ``StateCommitment.root``, whose slots follow its batch history.
+    """
+    leaves = _all_leaves(state)
+    updates: dict[int, bytes | None] = {GLOBALS_SLOT: globals_leaf(state)}
+    for slot, key in enumerate(sorted(leaves), start=GLOBALS_SLOT + 1):
+        updates[slot] = leaves[key]
+    tree = MerkleTree(TREE_DEPTH)
+    tree.set_leaves(updates)
+    return tree.root()
