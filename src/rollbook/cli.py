@@ -2,6 +2,8 @@
 
 - ``rollbook simulate``: a whole venue life through the STF (the main job until the node lands);
 - ``rollbook bench stf``: the STF throughput benchmark beside the peer engine;
+- ``rollbook bench commit``: state root updates and the settlement contract's gas;
+- ``rollbook bench risk``: option pricing, portfolio margin and whole-venue revaluation;
 - ``rollbook version``.
 
 Human-readable output by default, one JSON object with ``--json``; progress goes to stderr so
@@ -95,6 +97,59 @@ def _bench_stf(args: argparse.Namespace) -> int:
     return 0
 
 
+def _bench_risk(args: argparse.Namespace) -> int:
+    from rollbook.bench.risk import run_risk_bench
+
+    result = run_risk_bench(args.seed, args.options, args.accounts, args.venue_accounts,
+                            _progress(not args.quiet))
+    if args.json:
+        print(json.dumps(result))
+        return 0
+    print(f"Risk (seed {result['seed']}, Python {result['python']})")
+    print(f"  option valuations/s (deterministic):  {result['option_prices_per_s']:,.0f}")
+    print(f"  option valuations/s (NumPy):          "
+          f"{result['vectorised_option_prices_per_s']:,.0f}")
+    print(f"  portfolio margin accounts/s:          "
+          f"{result['portfolio_margin_accounts_per_s']:,.0f} "
+          f"({result['scenarios']:.0f} scenarios, warm scenario cache)")
+    print(f"  re-margin 10 positions:               {result['remargin_10_positions_ms']:.3f} ms "
+          f"(p99 {result['remargin_10_positions_p99_ms']:.3f} ms; full breakdown "
+          f"{result['remargin_10_positions_breakdown_ms']:.3f} ms; cold cache "
+          f"{result['remargin_10_positions_cold_ms']:.1f} ms)")
+    print(f"  scenario cache fill per strike:       "
+          f"{result['scenario_cache_fill_ms_per_strike']:.3f} ms")
+    print(f"  venue revaluation ({result['venue_accounts']:,.0f} accounts x 10): "
+          f"{result['venue_revaluation_ms']:.1f} ms (table {result['venue_table_ms']:.1f} ms)")
+    return 0
+
+
+def _bench_commit(args: argparse.Namespace) -> int:
+    from rollbook.bench.commit import run_commit_bench
+
+    result = run_commit_bench(args.accounts, args.touched, args.seed, not args.no_gas,
+                              _progress(not args.quiet))
+    if args.json:
+        print(json.dumps(result))
+        return 0
+    print(f"State commitment (seed {result['seed']}, Python {result['python']})")
+    print(f"  root update, {result['state_touched']:,} of {result['state_accounts']:,} accounts: "
+          f"{result['root_update_ms']:.1f} ms (fastest {result['root_update_ms_min']:.1f} ms; "
+          f"bare tree {result['tree_root_update_ms']:.1f} ms)")
+    print(f"  single leaf updates/s:  {result['leaf_updates_per_s']:,.0f}")
+    print(f"  first commit of the state: {result['state_build_s']:.1f} s "
+          f"({result['state_leaves']:,} leaves)")
+    if "claim_withdrawal_gas" in result:
+        print(f"  gas: deposit {result['deposit_gas']:,}; "
+              f"claim {result['claim_withdrawal_gas']:,}; "
+              f"escape register {result['escape_register_account_gas']:,} + withdraw "
+              f"{result['escape_withdraw_account_gas']:,}")
+        print(f"  gas per batch: max({result['submit_batch_gas_fixed']:,.0f} + "
+              f"{result['submit_batch_gas_per_byte']:.1f}/byte, "
+              f"{result['submit_batch_floor_gas_fixed']:,.0f} + "
+              f"{result['submit_batch_floor_gas_per_byte']:.1f}/byte)")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="rollbook", description=__doc__.splitlines()[0])
     commands = parser.add_subparsers(dest="command", required=True)
@@ -115,6 +170,27 @@ def build_parser() -> argparse.ArgumentParser:
     stf.add_argument("--json", action="store_true", help="print one JSON object")
     stf.add_argument("--quiet", action="store_true", help="no progress on stderr")
     stf.set_defaults(handler=_bench_stf)
+    commit = benches.add_parser("commit", help="state root updates and settlement gas")
+    commit.add_argument("--seed", type=int, default=1)
+    commit.add_argument("--accounts", type=int, default=1_000_000,
+                        help="funded accounts in the committed state")
+    commit.add_argument("--touched", type=int, default=10_000,
+                        help="accounts touched per timed batch")
+    commit.add_argument("--no-gas", action="store_true", help="skip the settlement gas")
+    commit.add_argument("--json", action="store_true", help="print one JSON object")
+    commit.add_argument("--quiet", action="store_true", help="no progress on stderr")
+    commit.set_defaults(handler=_bench_commit)
+    risk = benches.add_parser("risk", help="option pricing, portfolio margin, venue revaluation")
+    risk.add_argument("--seed", type=int, default=1)
+    risk.add_argument("--options", type=int, default=20_000,
+                      help="options valued for option_prices_per_s")
+    risk.add_argument("--accounts", type=int, default=2_000,
+                      help="10-position accounts for the deterministic portfolio margin")
+    risk.add_argument("--venue-accounts", type=int, default=100_000,
+                      help="10-position accounts for the vectorised venue revaluation")
+    risk.add_argument("--json", action="store_true", help="print one JSON object")
+    risk.add_argument("--quiet", action="store_true", help="no progress on stderr")
+    risk.set_defaults(handler=_bench_risk)
 
     version = commands.add_parser("version", help="print the version")
     version.set_defaults(handler=lambda args: print(__version__) or 0)

@@ -1,23 +1,60 @@
-"""Throughput of option valuation: the deterministic integer path and the NumPy path.
+"""Risk benchmarks: option valuation, portfolio margin, whole-venue revaluation.
 
-The grid is random but seeded (``random.Random(seed)``, outside the STF): forwards from 100 to
-100,000 USD, K/F from 0.2 to 5, expiries from 1 minute to 3 years, volatilities from 1% to 500%,
-calls and puts mixed. One valuation is a price and all Greeks of one option. The deterministic
-path runs one option at a time on one core (as the STF would); the vectorised path values the
-same grid as one array. Timings are wall-clock (``time.perf_counter``) after a warm-up pass,
-best of ``_REPEATS`` runs, since shared machines have noisy clocks.
+``run_risk_bench`` gathers them for ``rollbook bench risk``:
+
+- ``option_prices_per_s``: deterministic Black-76 valuations (price + Greeks) per second;
+- ``portfolio_margin_accounts_per_s`` and ``remargin_10_positions_ms``: deterministic portfolio
+  margin (``options.portfolio.portfolio_requirement``) of accounts of 10 distinct positions
+  (options and the perpetual on one index) with a warm ``ScenarioCache``: the grid's prices
+  depend on the market only, so a venue fills the cache once per oracle snapshot and
+  re-margins every account with dot products. ``remargin_10_positions_cold_ms`` is the same
+  with a fresh cache per account (every instrument's scenario sweep included) and
+  ``scenario_cache_fill_ms_per_strike`` the sweep of one strike (call and put together);
+- ``venue_revaluation_ms``: ``risk.portfolio_vectorised`` on 100,000 accounts x 10 positions,
+  instrument table included.
+
+The instrument universe: one index at 100,000 USD, expiries of 1, 7, 30, 90 and 180 days with
+SVI smiles, 11 strikes each (60% to 140%), calls and puts, plus the perpetual: 111 instruments.
+
+The option-pricing grid is random but seeded (``random.Random(seed)``, outside the STF):
+forwards from 100 to 100,000 USD, K/F from 0.2 to 5, expiries from 1 minute to 3 years,
+volatilities from 1% to 500%, calls and puts mixed. One valuation is a price and all Greeks of
+one option. The deterministic path runs one option at a time on one core (as the STF would);
+the vectorised path values the same grid as one array. Timings are wall-clock
+(``time.perf_counter``) after a warm-up pass, best of ``_REPEATS`` runs, since shared machines
+have noisy clocks.
 """
 
 from __future__ import annotations
 
+import platform
 import random
 import time
-from typing import Final
+from collections.abc import Callable
+from typing import Any, Final
 
 from rollbook.execution.options.black76 import SECONDS_PER_YEAR, black76_call, black76_put
 from rollbook.execution.options.fixed_point import WAD
+from rollbook.execution.options.instruments import (
+    Instrument,
+    OptionSpec,
+    OptionType,
+    PerpetualSpec,
+)
+from rollbook.execution.options.portfolio import (
+    PortfolioMarginConfig,
+    ScenarioCache,
+    portfolio_margin,
+    portfolio_requirement,
+)
+from rollbook.execution.options.smile import SmileKey, SviSmile
 
-__all__ = ["measure_option_pricing"]
+__all__ = [
+    "measure_option_pricing",
+    "measure_portfolio_margin",
+    "measure_venue_revaluation",
+    "run_risk_bench",
+]
 
 _REPEATS: Final = 3
 _FORWARD_USD_MIN: Final = 100
@@ -91,3 +128,183 @@ def measure_option_pricing(n: int, seed: int) -> dict[str, float]:
         "option_prices_per_s": n / deterministic_s,
         "vectorised_option_prices_per_s": n / vectorised_s if vectorised_s > 0 else float("inf"),
     }
+
+
+# ---------------------------------------------------------------------------------------------
+# Portfolio margin
+# ---------------------------------------------------------------------------------------------
+
+_DAY_MS: Final = 86_400_000
+_VALUATION_MS: Final = 1_700_000_000_000
+_INDEX_ID: Final = 1
+_INDEX_QUANTUMS: Final = 100_000 * 10**6
+_EXPIRY_DAYS: Final = (1, 7, 30, 90, 180)
+_STRIKE_PPM: Final = tuple(range(600_000, 1_400_001, 80_000))  # 11 strikes, 60% .. 140%
+_OPTION_LOT_NANOUNITS: Final = 100_000_000  # 0.1 BTC per option lot
+_PERP_LOT_NANOUNITS: Final = 100_000  # the default BTC perpetual's lot
+_POSITIONS_PER_ACCOUNT: Final = 10
+_SIZE_LOTS_MAX: Final = 100
+_COLD_ACCOUNTS: Final = 10
+VENUE_ACCOUNTS_DEFAULT: Final = 100_000
+
+
+def _bench_market() -> tuple[list[Instrument], dict[SmileKey, SviSmile]]:
+    """The instrument universe of the module docstring, with a skewed smile per expiry."""
+    smiles: dict[SmileKey, SviSmile] = {}
+    instruments: list[Instrument] = [PerpetualSpec(_INDEX_ID, _PERP_LOT_NANOUNITS)]
+    for days in _EXPIRY_DAYS:
+        expiry_ms = _VALUATION_MS + days * _DAY_MS
+        # ~60-70% ATM vol, put skew (rho < 0), wings widening with expiry
+        smile = SviSmile(
+            _INDEX_ID, expiry_ms, _VALUATION_MS,
+            a_wad=days * WAD // 1_000, b_wad=WAD // 20 + days * WAD // 2_000,
+            rho_wad=-3 * WAD // 10, m_wad=WAD // 100, sigma_svi_wad=WAD // 10,
+        )
+        smiles[smile.key] = smile
+        for strike_ppm in _STRIKE_PPM:
+            strike = _INDEX_QUANTUMS * strike_ppm // 1_000_000
+            for option_type in OptionType:
+                instruments.append(
+                    OptionSpec(_INDEX_ID, expiry_ms, strike, option_type, _OPTION_LOT_NANOUNITS)
+                )
+    return instruments, smiles
+
+
+def _new_cache(smiles: dict[SmileKey, SviSmile]) -> ScenarioCache:
+    return ScenarioCache(
+        PortfolioMarginConfig(), _VALUATION_MS, {_INDEX_ID: _INDEX_QUANTUMS}, smiles
+    )
+
+
+def _random_accounts(
+    instruments: list[Instrument], accounts: int, seed: int
+) -> list[list[tuple[Instrument, int]]]:
+    rng = random.Random(seed)
+    result: list[list[tuple[Instrument, int]]] = []
+    for _ in range(accounts):
+        chosen = rng.sample(instruments, _POSITIONS_PER_ACCOUNT)
+        sizes = [rng.choice((-1, 1)) * rng.randint(1, _SIZE_LOTS_MAX) for _ in chosen]
+        result.append(list(zip(chosen, sizes, strict=True)))
+    return result
+
+
+def _percentile(values: list[float], fraction: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(fraction * len(ordered)))]
+
+
+def measure_portfolio_margin(accounts: int, seed: int) -> dict[str, float]:
+    """Deterministic portfolio margin of ``accounts`` random 10-position accounts.
+
+    Returns ``portfolio_margin_accounts_per_s`` and ``remargin_10_positions_ms`` (mean, warm
+    cache), ``remargin_10_positions_p99_ms``, ``remargin_10_positions_breakdown_ms`` (the full
+    breakdown), ``remargin_10_positions_cold_ms`` (fresh cache per account) and
+    ``scenario_cache_fill_ms_per_strike``.
+    """
+    if accounts <= 0:
+        raise ValueError(f"accounts={accounts} must be positive")
+    instruments, smiles = _bench_market()
+    book = _random_accounts(instruments, accounts, seed)
+
+    cache = _new_cache(smiles)
+    start = time.perf_counter()
+    for instrument in instruments:
+        cache.instrument_risk(instrument)
+    fill_s = time.perf_counter() - start
+    strikes = cache.strikes_valued
+
+    for positions in book[: min(accounts, 100)]:  # warm-up
+        portfolio_requirement(_INDEX_ID, positions, cache)
+    best_s = float("inf")
+    per_account_s: list[float] = []
+    for _ in range(_REPEATS):
+        per_account_s = []
+        clock = time.perf_counter
+        start = clock()
+        for positions in book:
+            t0 = clock()
+            portfolio_requirement(_INDEX_ID, positions, cache)
+            per_account_s.append(clock() - t0)
+        best_s = min(best_s, clock() - start)
+
+    breakdown_s = float("inf")
+    sample = book[: min(accounts, 1_000)]
+    for _ in range(_REPEATS):
+        start = time.perf_counter()
+        for positions in sample:
+            portfolio_margin(_INDEX_ID, positions, cache)
+        breakdown_s = min(breakdown_s, (time.perf_counter() - start) / len(sample))
+
+    cold = book[: min(accounts, _COLD_ACCOUNTS)]
+    start = time.perf_counter()
+    for positions in cold:
+        portfolio_requirement(_INDEX_ID, positions, _new_cache(smiles))
+    cold_s = (time.perf_counter() - start) / len(cold)
+    return {
+        "portfolio_accounts": float(accounts),
+        "portfolio_margin_accounts_per_s": accounts / best_s,
+        "remargin_10_positions_ms": best_s / accounts * 1e3,
+        "remargin_10_positions_p99_ms": _percentile(per_account_s, 0.99) * 1e3,
+        "remargin_10_positions_breakdown_ms": breakdown_s * 1e3,
+        "remargin_10_positions_cold_ms": cold_s * 1e3,
+        "scenario_cache_fill_ms_per_strike": fill_s / strikes * 1e3,
+        "scenarios": float(len(cache.config.scenarios)),
+        "instruments": float(len(instruments)),
+    }
+
+
+def measure_venue_revaluation(accounts: int, seed: int) -> dict[str, float]:
+    """``risk.portfolio_vectorised`` over ``accounts`` x 10 positions (table included).
+
+    Returns ``venue_revaluation_ms`` (best of ``_REPEATS``), ``venue_table_ms`` and
+    ``venue_accounts``.
+    """
+    import numpy as np
+
+    from rollbook.risk.portfolio_vectorised import build_instrument_table, revalue_venue
+
+    if accounts <= 0:
+        raise ValueError(f"accounts={accounts} must be positive")
+    instruments, smiles = _bench_market()
+    rng = np.random.default_rng(seed)
+    # 10 distinct instruments per account: the smallest 10 of a random key per instrument
+    keys = rng.random((accounts, len(instruments)))
+    ids = np.argpartition(keys, _POSITIONS_PER_ACCOUNT, axis=1)[:, :_POSITIONS_PER_ACCOUNT]
+    del keys
+    sizes = rng.integers(1, _SIZE_LOTS_MAX + 1, size=ids.shape) * rng.choice((-1, 1), ids.shape)
+    config = PortfolioMarginConfig()
+    prices = {_INDEX_ID: _INDEX_QUANTUMS}
+
+    def run() -> tuple[float, float]:
+        start = time.perf_counter()
+        table = build_instrument_table(instruments, config, _VALUATION_MS, prices, smiles)
+        table_s = time.perf_counter() - start
+        revalue_venue(table, ids, sizes)
+        return time.perf_counter() - start, table_s
+
+    run()  # warm-up
+    total_s, table_s = min(run() for _ in range(_REPEATS))
+    return {
+        "venue_accounts": float(accounts),
+        "venue_revaluation_ms": total_s * 1e3,
+        "venue_table_ms": table_s * 1e3,
+    }
+
+
+def run_risk_bench(
+    seed: int,
+    options: int,
+    accounts: int,
+    venue_accounts: int = VENUE_ACCOUNTS_DEFAULT,
+    progress: Callable[[str], None] | None = None,
+) -> dict[str, Any]:
+    """Every risk figure in one flat dict (``rollbook bench risk --json`` prints it)."""
+    say = progress or (lambda message: None)
+    result: dict[str, Any] = {"seed": seed, "python": platform.python_version()}
+    say(f"option pricing: {options:,} valuations")
+    result.update(measure_option_pricing(options, seed))
+    say(f"portfolio margin: {accounts:,} accounts of {_POSITIONS_PER_ACCOUNT} positions")
+    result.update(measure_portfolio_margin(accounts, seed))
+    say(f"venue revaluation: {venue_accounts:,} accounts x {_POSITIONS_PER_ACCOUNT} positions")
+    result.update(measure_venue_revaluation(venue_accounts, seed))
+    return result

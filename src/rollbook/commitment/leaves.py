@@ -67,6 +67,13 @@ _WITHDRAWAL = struct.Struct(">" + _U64 * 2 + _ADDRESS + _U64 * 3)
 _LIQUIDATION = struct.Struct(">" + _U64 * 2 + _ADDRESS + _U64 * 2)
 
 
+_u64_word = struct.Struct(">24xQ").pack  # one word holding a value below 2**64
+_ADDRESS_PAD = bytes(12)
+_SUBACCOUNT_KIND_WORD = _u64_word(LEAF_SUBACCOUNT)
+_COLLATERALS_OFFSET = _SUBACCOUNT_HEAD_WORDS * WORD_BYTES
+_COLLATERALS_OFFSET_WORD = _u64_word(_COLLATERALS_OFFSET)
+
+
 def _uint(value: int) -> bytes:
     return value.to_bytes(WORD_BYTES, "big")
 
@@ -113,28 +120,31 @@ def subaccount_leaf(sub: Subaccount) -> bytes:
     lists records by (group, market id). Empty records (no size, no open orders) are left out,
     so a record the engine keeps only transiently never changes the root.
     """
-    groups = sub.groups()
+    isolated = sub.isolated
+    groups = [sub.cross] if not isolated else [sub.cross, *(isolated[m] for m in sorted(isolated))]
     collaterals: list[bytes] = []
     positions: list[bytes] = []
     for group in groups:
-        group_id = group.isolated_market_id
-        collaterals.append(_uint(group_id) + _int(group.collateral_quantums))
+        group_word = _u64_word(group.isolated_market_id)
+        collaterals.append(group_word + _int(group.collateral_quantums))
+        if not group.positions:
+            continue
         for market_id in sorted(group.positions):
             p = group.positions[market_id]
             if p.is_empty():
                 continue
             positions.append(b"".join((
-                _uint(group_id), _uint(market_id), _int(p.size_lots),
-                _int(p.entry_notional_quantums), _uint(p.open_bid_lots), _uint(p.open_ask_lots),
+                group_word, _u64_word(market_id), _int(p.size_lots),
+                _int(p.entry_notional_quantums), _u64_word(p.open_bid_lots),
+                _u64_word(p.open_ask_lots),
             )))
-    collaterals_offset = _SUBACCOUNT_HEAD_WORDS * WORD_BYTES
-    positions_offset = collaterals_offset + WORD_BYTES * (
+    positions_offset = _COLLATERALS_OFFSET + WORD_BYTES * (
         1 + _COLLATERAL_WORDS * len(collaterals))
     return b"".join((
-        _uint(LEAF_SUBACCOUNT), bytes(12) + sub.owner, _uint(sub.number),
-        _uint(collaterals_offset), _uint(positions_offset),
-        _uint(len(collaterals)), *collaterals,
-        _uint(len(positions)), *positions,
+        _SUBACCOUNT_KIND_WORD, _ADDRESS_PAD, sub.owner, _u64_word(sub.number),
+        _COLLATERALS_OFFSET_WORD, _u64_word(positions_offset),
+        _u64_word(len(collaterals)), *collaterals,
+        _u64_word(len(positions)), *positions,
     ))
 
 
