@@ -10,6 +10,7 @@ echo "== ruff"
 "$VENV/bin/ruff" check src tests
 echo "== mypy (strict)"
 "$VENV/bin/mypy"
+ensure_anvil
 echo "== pytest"
 set +e
 "$VENV/bin/python" -m pytest -n 2 --durations=15 "$@"
