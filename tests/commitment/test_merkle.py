@@ -1,14 +1,15 @@
-"""The incremental keccak Merkle tree: roots against from-scratch references, proofs, goldens.
+"""The incremental SHA-256 Merkle tree: roots against from-scratch references, proofs, goldens.
 
 The references below are deliberately naive and independent of ``rollbook.commitment.merkle``:
-they recompute every level from the leaves on each call, with ``keccak256`` from
-``rollbook.execution.crypto`` and their own empty-subtree hashes. The golden empty roots of
-depths 1 to 4 and 32 are the well-known keccak "zero hashes" (keccak256 of two zero words,
-iterated) used by other Ethereum Merkle trees, so they also pin the layout to an outside value.
+they recompute every level from the leaves on each call, with ``hashlib.sha256`` and their own
+empty-subtree hashes. The golden empty roots are the well-known SHA-256 "zero hashes" (sha256
+of two zero words, iterated) of Ethereum's beacon-chain deposit contract, so they also pin the
+layout to an outside value.
 """
 
 from __future__ import annotations
 
+import hashlib
 import random
 from collections.abc import Mapping
 
@@ -29,42 +30,45 @@ from rollbook.commitment.merkle import (
     hash_node,
     verify_proof,
 )
-from rollbook.execution.crypto import keccak256
 
 ZERO_WORD = bytes(32)
 
 GOLDEN_EMPTY_ROOTS = {
-    1: "ad3228b676f7d3cd4284a5443f17f1962b36e491b30a40b2405849e597ba5fb5",
-    2: "b4c11951957c6f8f642c4af61cd6b24640fec6dc7fc607ee8206a99e92410d30",
-    3: "21ddb9a356815c3fac1026b6dec5df3124afbadb485c9ba5a3e3398a04b7ba85",
-    4: "e58769b32a1beaf1ea27375a44095a0d1fb664ce2dd358e7fcbfb78c26a19344",
-    8: "9867cc5f7f196b93bae1e27e6320742445d290f2263827498b54fec539f756af",
-    16: "2733e50f526ec2fa19a22b31e8ed50f23cd1fdf94c9154ed3a7609a2f1ff981f",
-    20: "c65e9645644786b620e2dd2ad648ddfcbf4a7e5b1a3a4ecfe7f64667a3f0b7e2",
-    32: "27ae5ba08d7291c96c8cbddcc148bf48a6d68c7974b94356f53754ef6171d757",
-    64: "e2c3ed4052eeb1d60514b4c38ece8d73a27f37fa5b36dcbf338e70de95798caa",
+    1: "f5a5fd42d16a20302798ef6ed309979b43003d2320d9f0e8ea9831a92759fb4b",
+    2: "db56114e00fdd4c1f85c892bf35ac9a89289aaecb1ebd0a96cde606a748b5d71",
+    3: "c78009fdf07fc56a11f122370658a353aaa542ed63e44c4bc15ff4cd105ab33c",
+    4: "536d98837f2dd165a55d5eeae91485954472d56f246df256bf3cae19352a123c",
+    8: "26846476fd5fc54a5d43385167c95144f2643f533cc85bb9d16b782f8d7db193",
+    16: "8fe6b1689256c0d385f42f5bbe2027a22c1996e110ba97c171d3e5948de92beb",
+    20: "cddba7b592e3133393c16194fac7431abf2f5485ed711db282183c819e08ebaa",
+    32: "c6f67e02e6e4e1bdefb994c6098953f34636ba2b6ca20a4721d2b26a886722ff",
+    64: "c885c236140249c9e1640e5e99fb972d81fbb31ea5e29fbdde063627f0d6bdc8",
 }
 GOLDEN_LEAVES: dict[int, bytes | None] = {
     0: b"alice", 1: b"bob", 2: b"", 7: bytes(63), 1000: b"last",
 }
-GOLDEN_ROOT_DEPTH_32 = "13592c59ddbbbca99be8c842ac902d183e1759ee3b38da106c8c55fd04860a31"
+GOLDEN_ROOT_DEPTH_32 = "35d78274c3a69191237d865b992e648af8116075717df2d887d973d15d1b2208"
 GOLDEN_LEAF_HASHES = {
-    b"": "bc36789e7a1e281436464229828f817d6612f7b477d66591ff96a9e064bcc98a",
-    b"alice": "640048680ad3b4341cb7af3f97be36dcddcfe9d46e2252c0e746f4d3881e3580",
+    b"": "6e340b9cffb37a989ca544e6bb780a2c78901d3fb33738768511a30617afa01d",
+    b"alice": "1255dacaa637f70cb606763d3035c7ef6b52eb2983c5cd906f714c3818d0dfaa",
 }
 
 
 # --- independent references -------------------------------------------------------------------
 
+def sha256(data: bytes) -> bytes:
+    return hashlib.sha256(data).digest()
+
+
 def reference_leaf_hash(payload: bytes) -> bytes:
-    return keccak256(b"\x00" + payload)
+    return sha256(b"\x00" + payload)
 
 
 def reference_root_dense(depth: int, leaf_hashes: dict[int, bytes]) -> bytes:
     """Every one of the 2**depth leaves, halved level by level (small depths only)."""
     layer = [leaf_hashes.get(index, ZERO_WORD) for index in range(2**depth)]
     while len(layer) > 1:
-        layer = [keccak256(layer[i] + layer[i + 1]) for i in range(0, len(layer), 2)]
+        layer = [sha256(layer[i] + layer[i + 1]) for i in range(0, len(layer), 2)]
     return layer[0]
 
 
@@ -74,9 +78,9 @@ def reference_root_sparse(depth: int, leaf_hashes: dict[int, bytes]) -> bytes:
     layer = dict(leaf_hashes)
     for _ in range(depth):
         parents = {index // 2 for index in layer}
-        layer = {parent: keccak256(layer.get(2 * parent, empty) + layer.get(2 * parent + 1, empty))
+        layer = {parent: sha256(layer.get(2 * parent, empty) + layer.get(2 * parent + 1, empty))
                  for parent in sorted(parents)}
-        empty = keccak256(empty + empty)
+        empty = sha256(empty + empty)
     return layer.get(0, empty)
 
 
@@ -104,10 +108,11 @@ def assert_every_proof(tree: MerkleTree, indices: list[int]) -> None:
 
 # --- the layout: known vectors and goldens ------------------------------------------------------
 
-def test_keccak_is_ethereums() -> None:
-    assert keccak256(b"").hex() == (
-        "c5d2460186f7233c927e7db2dcc703c0e500b653ca82273b7bfad8045d85a470")
-    assert hash_node(ZERO_WORD, ZERO_WORD) == keccak256(bytes(64))
+def test_node_hash_is_the_deposit_contracts_zero_hash() -> None:
+    # zero_hashes[1] of Ethereum's deposit contract: sha256 of two zero words
+    assert hash_node(ZERO_WORD, ZERO_WORD).hex() == (
+        "f5a5fd42d16a20302798ef6ed309979b43003d2320d9f0e8ea9831a92759fb4b")
+    assert hash_node(ZERO_WORD, ZERO_WORD) == sha256(bytes(64))
 
 
 def test_leaf_hash_layout() -> None:
@@ -128,7 +133,7 @@ def test_default_hashes_chain() -> None:
     defaults = default_hashes(5)
     assert len(defaults) == 6 and defaults[0] == EMPTY_LEAF_HASH
     for level in range(5):
-        assert defaults[level + 1] == keccak256(defaults[level] * 2)
+        assert defaults[level + 1] == sha256(defaults[level] * 2)
 
 
 def test_golden_root_of_fixed_leaves() -> None:

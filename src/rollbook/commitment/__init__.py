@@ -1,6 +1,6 @@
 """Commitment: the state root after each batch, and proofs of its leaves.
 
-The venue's state is mapped onto one keccak-256 Merkle tree of depth 32 (``state_tree``), one
+The venue's state is mapped onto one SHA-256 Merkle tree of depth 32 (``state_tree``), one
 ABI-encoded leaf per record (``leaves``), updated incrementally after each batch
 (``apply_and_commit``). The settlement contract stores the roots and verifies proofs of
 withdrawal, subaccount and market leaves with the algorithm of ``merkle.verify_proof``. The

@@ -1,4 +1,4 @@
-"""The state root: the venue's state mapped onto one keccak Merkle tree, updated per batch.
+"""The state root: the venue's state mapped onto one SHA-256 Merkle tree, updated per batch.
 
 Slot map (docs/settlement.md): slot 0 holds the globals leaf; every other record (index price,
 market, subaccount, resting order, pending withdrawal, liquidation-queue entry) takes a slot when

@@ -24,7 +24,7 @@
        escape pool. Registration (markets, accounts, withdrawals) is open while
        `block.timestamp < frozen_at + escape_period_s`; payment from then on, each claim once,
        in full if the registered total fits in the pool, else `claim * pool // total`.
-     Leaves are ABI encodings (docs/settlement.md), hashed here as keccak256(0x00 || leaf),
+     Leaves are ABI encodings (docs/settlement.md), hashed here as sha256(0x00 || leaf),
      proven against a root (32 siblings, bottom-up, bit h of the index = right child at level
      h: rollbook.commitment.merkle.verify_proof bit for bit), then decoded with `abi_decode`.
      A leaf longer than its kind's maximum, or a malformed ABI encoding, is rejected by
@@ -485,7 +485,7 @@ def claim_withdrawal(
     assert batch_index <= self.latest_batch, "Settlement: no such batch"
     assert self._is_final(batch_index), "Settlement: batch not final"
     assert self._verify_proof(
-        self._batches[batch_index].root, leaf_index, keccak256(concat(LEAF_PREFIX, leaf)), proof
+        self._batches[batch_index].root, leaf_index, sha256(concat(LEAF_PREFIX, leaf)), proof
     ), "Settlement: invalid proof"
     assert extract32(leaf, 0, output_type=uint256) == LEAF_KIND_WITHDRAWAL, (
         "Settlement: not a withdrawal leaf"
@@ -579,7 +579,7 @@ def escape_register_market(
     """
     self._check_escape_registration_open()
     assert self._verify_proof(
-        self.escape_root, leaf_index, keccak256(concat(LEAF_PREFIX, leaf)), proof
+        self.escape_root, leaf_index, sha256(concat(LEAF_PREFIX, leaf)), proof
     ), "Settlement: invalid proof"
     assert extract32(leaf, 0, output_type=uint256) == LEAF_KIND_MARKET, (
         "Settlement: not a market leaf"
@@ -623,7 +623,7 @@ def escape_register_account(
     """
     self._check_escape_registration_open()
     assert self._verify_proof(
-        self.escape_root, leaf_index, keccak256(concat(LEAF_PREFIX, leaf)), proof
+        self.escape_root, leaf_index, sha256(concat(LEAF_PREFIX, leaf)), proof
     ), "Settlement: invalid proof"
     account: SubaccountLeaf = self._decode_subaccount(leaf)
     assert account.owner != empty(address), "Settlement: the insurance fund has no claim"
@@ -654,7 +654,7 @@ def escape_register_withdrawal(
     """
     self._check_escape_registration_open()
     assert self._verify_proof(
-        self.escape_root, leaf_index, keccak256(concat(LEAF_PREFIX, leaf)), proof
+        self.escape_root, leaf_index, sha256(concat(LEAF_PREFIX, leaf)), proof
     ), "Settlement: invalid proof"
     assert extract32(leaf, 0, output_type=uint256) == LEAF_KIND_WITHDRAWAL, (
         "Settlement: not a withdrawal leaf"
@@ -862,9 +862,9 @@ def _verify_proof(
     index: uint256 = leaf_index
     for sibling: bytes32 in proof:
         if index & 1 == 1:
-            node = keccak256(concat(sibling, node))
+            node = sha256(concat(sibling, node))
         else:
-            node = keccak256(concat(node, sibling))
+            node = sha256(concat(node, sibling))
         index = index >> 1
     return node == root
 
