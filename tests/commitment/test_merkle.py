@@ -156,7 +156,7 @@ def test_empty_tree_stores_nothing() -> None:
 
 # --- incremental == from scratch ----------------------------------------------------------------
 
-payloads = st.one_of(st.none(), st.binary(max_size=140))  # None empties; 136+ is 2 keccak blocks
+payloads = st.one_of(st.none(), st.binary(max_size=140))  # None empties; 56+ bytes take 2 SHA-256 blocks
 
 
 @st.composite

@@ -12,14 +12,14 @@ Three parts, in one run:
 - the settlement contract's gas (``rollbook.settlement.gas``) on the embedded EVM.
 
 The bare-tree method: build a tree of ``BENCH_DEPTH`` holding ``leaves`` dense leaves (seeded random
-``PAYLOAD_BYTES``-byte payloads, the size of a typical state leaf: one keccak block), timed as
+``PAYLOAD_BYTES``-byte payloads: one SHA-256 block), timed as
 ``build_s``. Then time ``ROOT_UPDATE_REPEATS`` batches, each writing fresh payloads to
 ``touched`` distinct random leaves in one ``set_leaves`` call (leaf hashing, checks and every
 dirty path up to the root included); ``root_update_ms`` is their median and
 ``root_update_ms_min`` the fastest. ``leaf_updates_per_s`` times ``touched`` single-leaf
 ``set_leaves`` calls in a loop (each rehashes a whole path: 1 + depth hashes).
 
-For context it reports the raw keccak rate of a 64-byte node preimage on this machine and the
+For context it reports the raw SHA-256 rate of a 64-byte node preimage on this machine and the
 time the batch's hashes alone would take at that rate (``root_update_hash_floor_ms``): the rest
 of ``root_update_ms`` is the interpreter's loop, slicing and writes.
 
@@ -32,13 +32,12 @@ from __future__ import annotations
 
 import dataclasses
 import gc
+import hashlib
 import random
 import statistics
 import sys
 import time
 from typing import Any
-
-import sha3
 
 from rollbook.commitment.batches import genesis_commitment
 from rollbook.commitment.merkle import HASH_BYTES, MerkleTree
@@ -54,9 +53,9 @@ __all__ = [
 ]
 
 BENCH_DEPTH = 32  # the account tree's expected depth: 2**32 account slots
-PAYLOAD_BYTES = 64  # state leaves are 21..82 bytes today; below 136 bytes, one keccak block
+PAYLOAD_BYTES = 32  # with the 0x00 prefix and padding: one 64-byte SHA-256 block
 ROOT_UPDATE_REPEATS = 5  # odd: the median is one of the runs
-KECCAK_SAMPLES = 200_000
+HASH_SAMPLES = 200_000
 MS_PER_S = 1_000
 NODE_PREIMAGE = bytes(2 * HASH_BYTES)
 DEPOSIT_QUANTUMS = 1_000 * 10**6
@@ -70,7 +69,7 @@ def measure_commitment(leaves: int = 1_000_000, touched: int = 10_000,
     Returns ``depth``, ``leaves``, ``touched``, ``build_s``, ``storage_bytes``,
     ``root_update_ms`` (median of the batches), ``root_update_ms_min``,
     ``hashes_per_root_update`` (leaf + node hashes, the median over the batches),
-    ``leaf_updates_per_s``, ``keccak_per_s`` and ``root_update_hash_floor_ms``.
+    ``leaf_updates_per_s``, ``node_hashes_per_s`` and ``root_update_hash_floor_ms``.
     """
     if not 1 <= leaves <= 1 << BENCH_DEPTH:
         raise ValueError(f"leaves={leaves} must be in [1, 2**{BENCH_DEPTH}]")
@@ -81,7 +80,7 @@ def measure_commitment(leaves: int = 1_000_000, touched: int = 10_000,
     build_s = _time_build(tree, rng, leaves)
     root_update_ms, root_update_ms_min, hashes = _time_root_updates(tree, rng, leaves, touched)
     leaf_updates_per_s = _time_single_updates(tree, rng, leaves, touched)
-    keccak_per_s = _keccak_rate()
+    node_hashes_per_s = _node_hash_rate()
     return {
         "depth": BENCH_DEPTH,
         "leaves": leaves,
@@ -92,8 +91,8 @@ def measure_commitment(leaves: int = 1_000_000, touched: int = 10_000,
         "root_update_ms_min": root_update_ms_min,
         "hashes_per_root_update": hashes,
         "leaf_updates_per_s": leaf_updates_per_s,
-        "keccak_per_s": keccak_per_s,
-        "root_update_hash_floor_ms": hashes / keccak_per_s * MS_PER_S,
+        "node_hashes_per_s": node_hashes_per_s,
+        "root_update_hash_floor_ms": hashes / node_hashes_per_s * MS_PER_S,
     }
 
 
@@ -135,13 +134,13 @@ def _time_single_updates(tree: MerkleTree, rng: random.Random, leaves: int,
     return updates / (time.perf_counter() - started)
 
 
-def _keccak_rate() -> float:
-    keccak_256 = sha3.keccak_256
+def _node_hash_rate() -> float:
+    sha256 = hashlib.sha256
     preimage = NODE_PREIMAGE
     started = time.perf_counter()
-    for _ in range(KECCAK_SAMPLES):
-        keccak_256(preimage).digest()
-    return KECCAK_SAMPLES / (time.perf_counter() - started)
+    for _ in range(HASH_SAMPLES):
+        sha256(preimage).digest()
+    return HASH_SAMPLES / (time.perf_counter() - started)
 
 
 def _account_owner(number: int) -> bytes:
@@ -209,7 +208,7 @@ def run_commit_bench(accounts: int, touched: int, seed: int, with_gas: bool,
         "tree_build_s": tree_figures["build_s"],
         "tree_storage_bytes": tree_figures["storage_bytes"],
         "hashes_per_root_update": tree_figures["hashes_per_root_update"],
-        "keccak_per_s": tree_figures["keccak_per_s"],
+        "node_hashes_per_s": tree_figures["node_hashes_per_s"],
         "root_update_hash_floor_ms": tree_figures["root_update_hash_floor_ms"],
         "depth": BENCH_DEPTH,
         "python": sys.version.split()[0],
