@@ -3,25 +3,36 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
+from typing import cast
 
 import coincurve
 import pytest
 from hypothesis import settings
 
-from rollbook.commitment import apply_and_commit, genesis_commitment
+from rollbook.commitment import apply_and_commit, canonical_root, genesis_commitment
 from rollbook.execution import (
     Batch,
+    ErrorCode,
     OraclePrice,
     OracleUpdate,
     Receipt,
     State,
+    SviParameters,
     Transaction,
     VenueConfig,
+    VolatilityUpdate,
+    apply_transaction,
     default_venue_config,
     genesis_state,
+    options_venue_config,
 )
 from rollbook.execution.crypto import address_of_public_key, sign_digest
+from rollbook.execution.errors import ERROR_MESSAGES
+from rollbook.execution.options.fixed_point import WAD
+from rollbook.execution.options.smile import MS_PER_YEAR
+from rollbook.execution.options.volatility import volatility_message_digest
 from rollbook.execution.oracle import oracle_message_digest
+from rollbook.execution.stf import BASE_COST_UNITS
 
 # every failure prints the blob that reproduces it (@reproduce_failure), in CI logs too
 settings.register_profile("rollbook", print_blob=True)
@@ -42,6 +53,52 @@ DAVE = b"\xd5" * 20
 
 def venue_config() -> VenueConfig:
     return default_venue_config((ORACLE_ADDRESS,))
+
+
+def options_config() -> VenueConfig:
+    """The BTC perpetual plus an option class on BTC ($1 ticks, 0.01 BTC contracts)."""
+    return options_venue_config((ORACLE_ADDRESS,))
+
+
+def flat_smile(index_id: int, expiry_ms: int, observed_ms: int,
+               vol_ppm: int) -> SviParameters:
+    """A flat SVI slice: total variance ``a = vol**2 x tau`` for every strike (b = 0)."""
+    a_wad = vol_ppm * vol_ppm * WAD * (expiry_ms - observed_ms) // (10**12 * MS_PER_YEAR)
+    return SviParameters(index_id, expiry_ms, a_wad, 0, 0, 0, WAD // 10)
+
+
+def skewed_smile(index_id: int, expiry_ms: int, observed_ms: int,
+                 vol_ppm: int) -> SviParameters:
+    """A smile with put skew (rho < 0) around an at-the-money volatility of about ``vol``."""
+    base = flat_smile(index_id, expiry_ms, observed_ms, vol_ppm)
+    return SviParameters(index_id, expiry_ms, base.a_wad * 8 // 10, WAD // 20, -WAD * 3 // 10,
+                         0, WAD // 10)
+
+
+def signed_volatility(state: State, timestamp_ms: int, smiles: tuple[SviParameters, ...],
+                      keys: tuple[bytes, ...] = (ORACLE_KEY,)) -> VolatilityUpdate:
+    digest = volatility_message_digest(state.config.chain_id, timestamp_ms, smiles)
+    return VolatilityUpdate(timestamp_ms, smiles, tuple(sign_digest(k, digest) for k in keys))
+
+
+def assert_rejected(state: State, tx: object, code: ErrorCode, detail: str | None = None) -> None:
+    """``tx`` is rejected with ``code``, the stable message, no events and no state change."""
+    before = canonical_root(state)
+    next_ids = (state.next_order_id, state.next_deposit_id, state.next_withdrawal_id)
+    receipt = apply_transaction(state, cast(Transaction, tx))
+    assert receipt.code == code, receipt.message
+    base = ERROR_MESSAGES[code]
+    if detail is None:
+        assert receipt.message == base or receipt.message.startswith(base + " ("), (
+            receipt.message)
+    else:
+        assert receipt.message == f"{base} ({detail})"
+    assert receipt.events == ()
+    assert not receipt.ok
+    assert canonical_root(state) == before
+    assert (state.next_order_id, state.next_deposit_id, state.next_withdrawal_id) == next_ids
+    if type(tx) in BASE_COST_UNITS:
+        assert receipt.cost_units == BASE_COST_UNITS[type(tx)]
 
 
 def signed_oracle(state: State, timestamp_ms: int, price_quantums: int,
@@ -75,9 +132,20 @@ class Venue:
             assert receipt.ok, receipt.message
         return receipts
 
-    def oracle(self, price_quantums: int, index_id: int = BTC) -> OracleUpdate:
+    def oracle(self, price_quantums: int, index_id: int = BTC,
+               advance_ms: int = 1_000) -> OracleUpdate:
         # the update is stamped with the time of the batch that will carry it
-        return signed_oracle(self.state, self.clock_ms + 1_000, price_quantums, index_id)
+        return signed_oracle(self.state, self.clock_ms + advance_ms, price_quantums, index_id)
+
+    def volatility(self, *smiles: SviParameters, advance_ms: int = 1_000) -> VolatilityUpdate:
+        """Smiles stamped with the time of the batch that will carry them (``SviParameters``
+        built for that observation time, e.g. with ``flat_smile(..., venue.next_ms, ...)``)."""
+        return signed_volatility(self.state, self.clock_ms + advance_ms, smiles)
+
+    @property
+    def next_ms(self) -> int:
+        """The timestamp of the next batch ``run`` applies with the default advance."""
+        return self.clock_ms + 1_000
 
     def deposit(self, owner: bytes, amount_quantums: int, subaccount: int = 0) -> Transaction:
         from rollbook.execution import Deposit

@@ -156,7 +156,8 @@ def test_empty_tree_stores_nothing() -> None:
 
 # --- incremental == from scratch ----------------------------------------------------------------
 
-payloads = st.one_of(st.none(), st.binary(max_size=140))  # None empties; 56+ bytes take 2 SHA-256 blocks
+# None empties a slot; payloads of 56 bytes or more take two SHA-256 blocks
+payloads = st.one_of(st.none(), st.binary(max_size=140))
 
 
 @st.composite

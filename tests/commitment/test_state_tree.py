@@ -294,3 +294,103 @@ def test_golden_leaves_and_proofs() -> None:
     if REGENERATE:
         GOLDEN.write_text(json.dumps(vectors, indent=2) + "\n")
     assert vectors == json.loads(GOLDEN.read_text())
+
+
+# --- option leaves -------------------------------------------------------------------------------
+
+QUOTES_TYPES = ["uint256", "address", "uint256", "uint256"] + ["uint256"] * 6 + [
+    "int256", "uint256", "(uint256,int256,int256,int256)[]", "uint256[]"]
+EXPIRY_TYPES = ["uint256"] * 6 + ["int256"] + ["uint256"] * 4
+VOLATILITY_TYPES = ["uint256"] * 4 + ["int256", "uint256", "int256", "int256", "uint256"]
+i256 = st.integers(-(2**200), 2**200)
+
+
+@settings(max_examples=100, deadline=None)
+@given(owner=addresses, number=st.integers(0, 0xFFFF), index_id=st.integers(0, 2**32 - 1),
+       window=st.integers(1, 3_600_000), frozen=st.integers(0, 86_400_000),
+       limits=st.tuples(st.integers(0, 2**64 - 1), st.integers(0, 2**64 - 1),
+                        st.integers(0, 2**64 - 1)),
+       fills=st.lists(st.tuples(st.integers(0, 2**40), i128, i128, i128), max_size=5),
+       ids=st.lists(u64, max_size=6), enabled=st.booleans())
+def test_quotes_leaf_is_abi_encode(owner: bytes, number: int, index_id: int, window: int,
+                                   frozen: int, limits: tuple[int, int, int],
+                                   fills: list[tuple[int, int, int, int]], ids: list[int],
+                                   enabled: bool) -> None:
+    from rollbook.commitment.leaves import LEAF_QUOTES, quotes_leaf
+    from rollbook.execution.options.mmp import MmpConfig, MmpFill, MmpWindow
+    from rollbook.execution.state import QuoteLadder
+
+    ladder = QuoteLadder((owner, number, index_id))
+    ladder.quote_order_ids = ids
+    config_words = [0] * 6
+    frozen_until, last_ms = -1, 0
+    if enabled and any(limits):
+        config = MmpConfig(window, frozen, limits[0] or None, limits[1] or None,
+                           limits[2] or None)
+        window_state = MmpWindow(config)
+        ladder.mmp = window_state
+        timestamp = 0
+        for fill_ms, quantity, delta, vega in sorted(fills):  # a window holding these fills
+            timestamp = fill_ms
+            window_state._fills.append(MmpFill(fill_ms, quantity, delta, vega))
+        window_state._last_ms = timestamp
+        config_words = [1, window, frozen, *limits]
+        frozen_until, last_ms, state_fills = window_state.state()
+        fills_expected = [list(f) for f in state_fills]
+    else:
+        fills_expected = []
+    expected = abi_encode(QUOTES_TYPES, [LEAF_QUOTES, _checksum(owner), number, index_id,
+                                         *config_words, frozen_until, last_ms, fills_expected,
+                                         ids])
+    assert quotes_leaf(ladder) == expected
+
+
+def test_option_leaves_are_abi_encode_and_prove() -> None:
+    import sys
+
+    sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent.parent / "options"))
+    from option_venue import option_venue
+
+    from rollbook.commitment.leaves import (
+        LEAF_OPTION_EXPIRY,
+        LEAF_OPTION_MARKET,
+        LEAF_PORTFOLIO_MARGIN,
+        LEAF_VOLATILITY,
+        option_expiry_leaf,
+        option_market_leaf,
+        portfolio_margin_leaf,
+        volatility_leaf,
+    )
+    from rollbook.execution import SetPortfolioMargin
+
+    v = option_venue()
+    v.fund([ALICE], FUNDS_DEFAULT)
+    v.run_ok(SetPortfolioMargin(ALICE, 0, True))
+    state = v.state
+    market_id = min(m for m, market in state.markets.items() if market.option is not None)
+    market = state.markets[market_id]
+    spec = market.option.spec  # type: ignore[union-attr]
+    assert option_market_leaf(market) == abi_encode(
+        ["uint256"] * 6, [LEAF_OPTION_MARKET, market_id, spec.index_id, spec.expiry_ms,
+                          spec.strike_quantums, int(spec.option_type)])
+    (key, expiry), = state.expiries.items()
+    assert option_expiry_leaf(expiry) == abi_encode(EXPIRY_TYPES, [
+        LEAF_OPTION_EXPIRY, key[0], key[1], expiry.status, expiry.window_ms, expiry.sample_count,
+        expiry.last_sample_ms, expiry.last_sample_price_quantums, expiry.weighted_quantums_ms,
+        expiry.covered_ms, expiry.settlement_price_quantums])
+    smile = state.smiles[key]
+    assert volatility_leaf(smile) == abi_encode(VOLATILITY_TYPES, [
+        LEAF_VOLATILITY, smile.index_id, smile.expiry_ms, smile.observed_ms, smile.a_wad,
+        smile.b_wad, smile.rho_wad, smile.m_wad, smile.sigma_svi_wad])
+    assert portfolio_margin_leaf(ALICE, 0) == abi_encode(
+        ["uint256", "address", "uint256", "uint256"],
+        [LEAF_PORTFOLIO_MARGIN, _checksum(ALICE), 0, 1])
+    root = v.commitment.root
+    for leaf_key in ((LEAF_OPTION_MARKET, market_id), (LEAF_OPTION_EXPIRY, *key),
+                     (LEAF_VOLATILITY, *key), (LEAF_PORTFOLIO_MARGIN, ALICE, 0)):
+        proof = v.commitment.proof(leaf_key)  # type: ignore[arg-type]
+        assert verify_proof(root, TREE_DEPTH, proof.leaf_index, hash_leaf(proof.leaf),
+                            proof.siblings)
+    # the market leaf's fifth field is the committed mark, which the escape hatch values with
+    fields = abi_decode(MARKET_TYPES, market_leaf(state, market_id))
+    assert fields[2] == 2 and fields[4] == market.index_price_quantums > 0

@@ -37,22 +37,32 @@ from rollbook.execution import (
     CancelAll,
     CancelOrder,
     CancelOrderByClientId,
+    DelistOption,
     Deposit,
+    ExpireOptions,
     ForcedWithdrawal,
     FundingTick,
+    ListOption,
+    MassQuote,
     ModifyOrder,
     MoveIsolatedMargin,
+    OptionType,
     OraclePrice,
     OracleUpdate,
     OrderType,
     PlaceOrder,
     ProcessLiquidations,
+    Quote,
     SelfTradePrevention,
     SetMarginMode,
+    SetMmp,
+    SetPortfolioMargin,
     Side,
+    SviParameters,
     TimeInForce,
     Transaction,
     Transfer,
+    VolatilityUpdate,
     Withdraw,
 )
 from rollbook.execution.encoding import (
@@ -65,6 +75,8 @@ from rollbook.execution.encoding import (
     encode_transaction,
 )
 from rollbook.execution.events import FundingPaid
+from rollbook.execution.options.protection import MASS_QUOTE_QUOTES_MAX
+from rollbook.execution.options.volatility import VOLATILITY_SMILES_MAX
 from rollbook.execution.oracle import ORACLE_PRICES_MAX, ORACLE_SIGNATURES_MAX
 
 GOLDEN_DIR = pathlib.Path(__file__).resolve().parent.parent / "golden"
@@ -86,7 +98,10 @@ u32 = st.integers(0, 2**32 - 1)
 u64 = st.integers(0, 2**64 - 1)
 i64 = st.integers(-(2**63), 2**63 - 1)
 u128 = st.integers(0, 2**128 - 1)
+i128 = st.integers(-(2**127), 2**127 - 1)
 signatures = st.binary(min_size=65, max_size=65)
+smiles = st.builds(SviParameters, u32, u64, i128, u128, i128, i128, u128)
+quotes = st.builds(Quote, u16, st.sampled_from(Side), u64, u64)
 
 STRATEGIES: dict[type, st.SearchStrategy[typing.Any]] = {
     Deposit: st.builds(Deposit, u64, addresses, u16, u64),
@@ -108,6 +123,16 @@ STRATEGIES: dict[type, st.SearchStrategy[typing.Any]] = {
     SetMarginMode: st.builds(SetMarginMode, addresses, u16, u16, st.booleans()),
     MoveIsolatedMargin: st.builds(MoveIsolatedMargin, addresses, u16, u16, i64),
     ForcedWithdrawal: st.builds(ForcedWithdrawal, u64, addresses, u16, u64),
+    ListOption: st.builds(ListOption, u16, u32, u64, u128, st.sampled_from(OptionType)),
+    DelistOption: st.builds(DelistOption, u16),
+    VolatilityUpdate: st.builds(VolatilityUpdate, u64,
+                                st.lists(smiles, max_size=6).map(tuple),
+                                st.lists(signatures, max_size=4).map(tuple)),
+    ExpireOptions: st.builds(ExpireOptions, u32, u64),
+    SetPortfolioMargin: st.builds(SetPortfolioMargin, addresses, u16, st.booleans()),
+    SetMmp: st.builds(SetMmp, addresses, u16, u32, u32, u32, u64, u64, u64),
+    MassQuote: st.builds(MassQuote, addresses, u16, u32,
+                         st.lists(quotes, max_size=8).map(tuple)),
 }
 transactions = st.one_of(*STRATEGIES.values())
 batches = st.builds(Batch, u64, u64, st.binary(min_size=32, max_size=32),
@@ -170,6 +195,26 @@ def golden_transactions() -> dict[str, Transaction]:
         "move_isolated_margin_in": MoveIsolatedMargin(ALICE, 0, BTC, 250 * USDC),
         "move_isolated_margin_out": MoveIsolatedMargin(ALICE, 0, BTC, -(2**63)),
         "forced_withdrawal": ForcedWithdrawal(7, ALICE, 3, 2_500 * USDC),
+        "list_option": ListOption(100, BTC, 1_700_086_400_000, 95_000 * USDC, OptionType.PUT),
+        "list_option_max": ListOption(65_535, 2**32 - 1, 2**64 - 1, 2**128 - 1,
+                                      OptionType.CALL),
+        "delist_option": DelistOption(100),
+        "volatility_update": VolatilityUpdate(
+            1_700_000_000_000,
+            (SviParameters(BTC, 1_700_086_400_000, 4 * 10**15, 5 * 10**16, -3 * 10**17,
+                           -10**16, 10**17),
+             SviParameters(2, 2**64 - 1, -(2**127), 2**128 - 1, 2**127 - 1, -(2**127),
+                           2**128 - 1)),
+            (SIGNATURE_A,)),
+        "volatility_update_unsigned": VolatilityUpdate(0, (), ()),
+        "expire_options": ExpireOptions(BTC, 1_700_086_400_000),
+        "set_portfolio_margin": SetPortfolioMargin(CAROL, 2, True),
+        "set_portfolio_margin_off": SetPortfolioMargin(CAROL, 2, False),
+        "set_mmp": SetMmp(DAVE, 1, BTC, 10_000, 60_000, 10**9, 5 * 10**8, 2_000 * USDC),
+        "mass_quote": MassQuote(DAVE, 0, BTC, (Quote(100, Side.BUY, 3_250, 20),
+                                               Quote(100, Side.SELL, 3_350, 20),
+                                               Quote(101, Side.SELL, 2**64 - 1, 2**64 - 1))),
+        "mass_quote_pull": MassQuote(DAVE, 0, BTC, ()),
     }
 
 
@@ -222,6 +267,20 @@ def test_layouts_spelled_out_by_hand() -> None:
     assert encode_transaction(oracle) == (bytes([ENCODING_VERSION, 9]) + bytes(8)
                                           + (1).to_bytes(2, "big") + BTC.to_bytes(4, "big")
                                           + (1).to_bytes(16, "big") + bytes([0]))
+    listing = (bytes([ENCODING_VERSION, 15]) + (100).to_bytes(2, "big") + BTC.to_bytes(4, "big")
+               + (1_700_086_400_000).to_bytes(8, "big") + (95_000 * USDC).to_bytes(16, "big")
+               + bytes([OptionType.PUT]))
+    assert encode_transaction(golden_transactions()["list_option"]) == listing
+    quote = (bytes([ENCODING_VERSION, 21]) + DAVE + bytes(2) + BTC.to_bytes(4, "big")
+             + bytes([1]) + (100).to_bytes(2, "big") + bytes([Side.BUY])
+             + (3_250).to_bytes(8, "big") + (20).to_bytes(8, "big"))
+    assert encode_transaction(MassQuote(DAVE, 0, BTC, (Quote(100, Side.BUY, 3_250, 20),))) == (
+        quote)
+    smile = SviParameters(BTC, 5, -1, 2, -3, 4, 6)
+    assert encode_transaction(VolatilityUpdate(9, (smile,), ())) == (
+        bytes([ENCODING_VERSION, 17]) + (9).to_bytes(8, "big") + (1).to_bytes(2, "big")
+        + BTC.to_bytes(4, "big") + (5).to_bytes(8, "big")
+        + b"".join(v.to_bytes(16, "big", signed=True) for v in (-1, 2, -3, 4, 6)) + bytes([0]))
     batch = Batch(1, 2, ROOT, (FundingTick(),))
     assert encode_batch(batch) == (b"RBB" + bytes([ENCODING_VERSION]) + (1).to_bytes(8, "big")
                                    + (2).to_bytes(8, "big") + ROOT + (1).to_bytes(4, "big")
@@ -241,7 +300,7 @@ def test_wrong_version_is_rejected(name: str) -> None:
             decode_transaction(bytes([version]) + data[1:])
 
 
-@pytest.mark.parametrize("tag", [0, 15, 99, 255])
+@pytest.mark.parametrize("tag", [0, 22, 99, 255])
 def test_unknown_tag_is_rejected(tag: int) -> None:
     body = ENCODED["deposit"][2:]
     with pytest.raises(DecodeError, match="unknown transaction tag"):
@@ -300,10 +359,31 @@ def test_non_canonical_bools_are_rejected(value: int) -> None:
     """Regression: struct's '?' read any non-zero byte as True, so 0x02 decoded like 0x01."""
     with pytest.raises(DecodeError, match="bool"):
         decode_transaction(_place_bytes(reduce_only=value))
-    margin_mode = bytearray(ENCODED["set_margin_mode"])
-    margin_mode[-1] = value
-    with pytest.raises(DecodeError, match="bool"):
-        decode_transaction(bytes(margin_mode))
+    for name in ("set_margin_mode", "set_portfolio_margin"):
+        encoded = bytearray(ENCODED[name])
+        encoded[-1] = value
+        with pytest.raises(DecodeError, match="bool"):
+            decode_transaction(bytes(encoded))
+
+
+@pytest.mark.parametrize(("name", "offset", "value"),
+                         [("list_option", -1, 0), ("list_option", -1, 3),
+                          ("mass_quote", 2 + 27 + 2, 0), ("mass_quote", 2 + 27 + 2, 3)])
+def test_option_enums_are_checked(name: str, offset: int, value: int) -> None:
+    data = bytearray(ENCODED[name])
+    data[offset] = value
+    with pytest.raises(DecodeError, match="invalid"):
+        decode_transaction(bytes(data))
+
+
+def test_counts_must_match_what_follows() -> None:
+    data = ENCODED["mass_quote"]
+    for count in (2, 4):  # three quotes are present
+        with pytest.raises(DecodeError):
+            decode_transaction(data[:28] + bytes([count]) + data[29:])
+    smiles = ENCODED["volatility_update"]
+    with pytest.raises(DecodeError):  # claims three smiles, carries two
+        decode_transaction(smiles[:10] + (3).to_bytes(2, "big") + smiles[12:])
 
 
 def test_oracle_signature_count_must_match() -> None:
@@ -326,14 +406,29 @@ def test_overlong_transaction_is_rejected_by_both_sides() -> None:
     assert decode_transaction(encoded) == largest
     with pytest.raises(ValueError, match="signatures"):
         encode_transaction(OracleUpdate(1, prices, (SIGNATURE_A,) * 256))
+    # the largest smile update and mass quote the STF accepts fit as well
+    smiles = tuple(SviParameters(i, 2**64 - 1, -(2**127), 2**128 - 1, -(2**127), -(2**127),
+                                 2**128 - 1) for i in range(VOLATILITY_SMILES_MAX))
+    largest_smiles = VolatilityUpdate(1, smiles, (SIGNATURE_A,) * ORACLE_SIGNATURES_MAX)
+    assert decode_transaction(encode_transaction(largest_smiles)) == largest_smiles
+    ladder = MassQuote(ALICE, 0, BTC, (Quote(1, Side.SELL, 1, 1),) * MASS_QUOTE_QUOTES_MAX)
+    assert decode_transaction(encode_transaction(ladder)) == ladder
+    with pytest.raises(ValueError, match="255"):
+        encode_transaction(MassQuote(ALICE, 0, BTC, (Quote(1, Side.SELL, 1, 1),) * 256))
 
 
 @pytest.mark.parametrize(
     "tx",
     [Deposit(-1, ALICE, 0, 1), Withdraw(ALICE, 2**16, 1), Transfer(ALICE, 0, BOB, 0, 2**64),
      MoveIsolatedMargin(ALICE, 0, BTC, 2**63), CancelAll(ALICE, 0, 2**16),
-     OracleUpdate(0, (OraclePrice(1, 1),), (b"short",))],
-    ids=["negative-id", "subaccount", "amount", "signed-amount", "market", "signature"],
+     OracleUpdate(0, (OraclePrice(1, 1),), (b"short",)),
+     ListOption(1, BTC, 1, 2**128, OptionType.CALL),
+     SetMmp(ALICE, 0, BTC, 2**32, 0, 1, 0, 0),
+     VolatilityUpdate(0, (SviParameters(1, 1, 2**127, 0, 0, 0, 1),), ()),
+     VolatilityUpdate(0, (SviParameters(1, 1, 0, -1, 0, 0, 1),), ()),
+     MassQuote(ALICE, 0, BTC, (Quote(2**16, Side.BUY, 1, 1),))],
+    ids=["negative-id", "subaccount", "amount", "signed-amount", "market", "signature",
+         "strike", "mmp-window", "svi-a", "svi-b", "quote-market"],
 )
 def test_out_of_range_values_cannot_be_encoded(tx: Transaction) -> None:
     with pytest.raises((struct.error, ValueError, OverflowError)):

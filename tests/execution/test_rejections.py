@@ -25,6 +25,7 @@ from conftest import (
     PRICE_100K_TICKS,
     USDC,
     Venue,
+    assert_rejected,
     signed_oracle,
     venue_config,
 )
@@ -47,7 +48,6 @@ from rollbook.execution import (
     SetMarginMode,
     Side,
     TimeInForce,
-    Transaction,
     Transfer,
     Withdraw,
     apply_batch,
@@ -59,31 +59,10 @@ from rollbook.execution.crypto import SECP256K1_N, address_of_public_key, sign_d
 from rollbook.execution.errors import ERROR_MESSAGES
 from rollbook.execution.oracle import oracle_message_digest
 from rollbook.execution.state import INSURANCE_OWNER, State
-from rollbook.execution.stf import BASE_COST_UNITS
 
 P = PRICE_100K_TICKS
 FUNDS = 100_000 * USDC
 OTHER_KEY = (0xB0B).to_bytes(32, "big")
-
-
-def assert_rejected(state: State, tx: object, code: ErrorCode, detail: str | None = None) -> None:
-    """``tx`` is rejected with ``code``, the stable message, no events and no state change."""
-    before = canonical_root(state)
-    next_ids = (state.next_order_id, state.next_deposit_id, state.next_withdrawal_id)
-    receipt = apply_transaction(state, cast(Transaction, tx))
-    assert receipt.code == code, receipt.message
-    base = ERROR_MESSAGES[code]
-    if detail is None:
-        assert receipt.message == base or receipt.message.startswith(base + " ("), (
-            receipt.message)
-    else:
-        assert receipt.message == f"{base} ({detail})"
-    assert receipt.events == ()
-    assert not receipt.ok
-    assert canonical_root(state) == before
-    assert (state.next_order_id, state.next_deposit_id, state.next_withdrawal_id) == next_ids
-    if type(tx) in BASE_COST_UNITS:
-        assert receipt.cost_units == BASE_COST_UNITS[type(tx)]
 
 
 @pytest.fixture
@@ -574,7 +553,7 @@ def test_rejections_are_identical_inside_a_batch(funded: Venue) -> None:
 # --- coverage of the code table ---------------------------------------------------------------
 
 # codes that exist in the protocol table but that no transaction can produce today
-UNREACHABLE = {ErrorCode.MARKET_NOT_ACTIVE, ErrorCode.OPEN_INTEREST_CAP}
+UNREACHABLE = {ErrorCode.OPEN_INTEREST_CAP}
 COVERED = {
     ErrorCode.BATCH_COST_LIMIT, ErrorCode.MALFORMED_TRANSACTION, ErrorCode.ACCOUNT_NOT_FOUND,
     ErrorCode.INVALID_ADDRESS, ErrorCode.INVALID_SUBACCOUNT, ErrorCode.INVALID_AMOUNT,
@@ -592,6 +571,15 @@ COVERED = {
     # tested in test_forced_withdrawal.py
     ErrorCode.POSITIONS_LIMIT, ErrorCode.ISOLATED_GROUPS_LIMIT,
     ErrorCode.FORCED_WITHDRAWAL_ALREADY_PROCESSED, ErrorCode.FORCED_WITHDRAWAL_OUT_OF_ORDER,
+    # tested in tests/options/test_option_transactions.py
+    ErrorCode.MARKET_NOT_ACTIVE, ErrorCode.NOT_AN_OPTION_MARKET, ErrorCode.MARKET_ID_TAKEN,
+    ErrorCode.OPTION_CLASS_UNKNOWN, ErrorCode.OPTION_TERMS_INVALID,
+    ErrorCode.OPTION_LISTING_LIMIT, ErrorCode.MARKET_HAS_OPEN_INTEREST,
+    ErrorCode.MASS_QUOTE_INVALID, ErrorCode.MMP_CONFIG_INVALID, ErrorCode.VOLATILITY_INVALID,
+    ErrorCode.VOLATILITY_UNKNOWN_EXPIRY, ErrorCode.EXPIRY_UNKNOWN, ErrorCode.EXPIRY_NOT_REACHED,
+    ErrorCode.EXPIRY_ALREADY_SETTLED,
+    # tested in tests/options/test_mmp_venue.py
+    ErrorCode.MMP_FROZEN,
 }
 
 

@@ -11,7 +11,15 @@
   with a fresh cache per account (every instrument's scenario sweep included) and
   ``scenario_cache_fill_ms_per_strike`` the sweep of one strike (call and put together);
 - ``venue_revaluation_ms``: ``risk.portfolio_vectorised`` on 100,000 accounts x 10 positions,
-  instrument table included.
+  instrument table included;
+- the options STF (``measure_stf_options``): the instrument universe below listed as option
+  markets of one venue, 10 market makers quoting 64-quote ladders with ``MassQuote`` under
+  market-maker protection, traders in standard and portfolio margin:
+  ``stf_option_orders_per_s`` (orders through ``apply_batch``: limit orders near the mark and
+  IOC orders taking the ladders, margin and protection included), ``stf_mass_quote_ms`` (one
+  64-quote ladder replaced), ``stf_oracle_update_ms`` and ``stf_volatility_update_ms`` (every
+  live option revalued and every option holder re-checked) and ``stf_expiry_settlement_ms``
+  (one expiry's 22 markets settled).
 
 The instrument universe: one index at 100,000 USD, expiries of 1, 7, 30, 90 and 180 days with
 SVI smiles, 11 strikes each (60% to 140%), calls and puts, plus the perpetual: 111 instruments.
@@ -52,6 +60,7 @@ from rollbook.execution.options.smile import SmileKey, SviSmile
 __all__ = [
     "measure_option_pricing",
     "measure_portfolio_margin",
+    "measure_stf_options",
     "measure_venue_revaluation",
     "run_risk_bench",
 ]
@@ -291,6 +300,148 @@ def measure_venue_revaluation(accounts: int, seed: int) -> dict[str, float]:
     }
 
 
+# ---------------------------------------------------------------------------------------------
+# The options STF
+# ---------------------------------------------------------------------------------------------
+
+_STF_MAKERS: Final = 10
+_STF_TRADERS: Final = 200
+_STF_ORDERS: Final = 4_000
+_STF_START_MS: Final = 1_000_000
+
+
+def measure_stf_options(seed: int, orders: int = _STF_ORDERS) -> dict[str, float]:
+    """Options through the STF on one venue (module docstring); wall-clock, one core."""
+    from dataclasses import replace
+
+    import coincurve
+
+    from rollbook.bench.workload import BENCH_ORACLE_KEY
+    from rollbook.execution import (
+        Batch,
+        Deposit,
+        ExpireOptions,
+        ListOption,
+        MassQuote,
+        OraclePrice,
+        OracleUpdate,
+        PlaceOrder,
+        Quote,
+        SetMmp,
+        SetPortfolioMargin,
+        Side,
+        SviParameters,
+        TimeInForce,
+        Transaction,
+        VolatilityUpdate,
+        apply_batch,
+        genesis_state,
+        options_venue_config,
+    )
+    from rollbook.execution.crypto import address_of_public_key, sign_digest
+    from rollbook.execution.options.smile import MS_PER_YEAR
+    from rollbook.execution.options.volatility import volatility_message_digest
+    from rollbook.execution.oracle import oracle_message_digest
+
+    if orders <= 0:
+        raise ValueError(f"orders={orders} must be positive")
+    rng = random.Random(seed)
+    signer = address_of_public_key(
+        coincurve.PrivateKey(BENCH_ORACLE_KEY).public_key.format(compressed=False))
+    config = replace(options_venue_config((signer,)), batch_cost_max=10**9)
+    state = genesis_state(config)
+    clock = [_STF_START_MS]
+
+    def run(*txs: Transaction) -> float:
+        clock[0] += 1_000
+        start = time.perf_counter()
+        receipts = apply_batch(state, Batch(state.batch_index + 1, clock[0], bytes(32), txs))
+        elapsed = time.perf_counter() - start
+        assert all(r.ok for r in receipts[:1]) or not txs, receipts[0].message
+        return elapsed
+
+    def oracle(price: int) -> OracleUpdate:
+        prices = (OraclePrice(_INDEX_ID, price),)
+        ts = clock[0] + 1_000
+        digest = oracle_message_digest(config.chain_id, ts, prices)
+        return OracleUpdate(ts, prices, (sign_digest(BENCH_ORACLE_KEY, digest),))
+
+    expiries = [_STF_START_MS + days * _DAY_MS for days in _EXPIRY_DAYS]
+
+    def smiles(vol_ppm: int) -> VolatilityUpdate:
+        ts = clock[0] + 1_000
+        params = tuple(SviParameters(
+            _INDEX_ID, e, vol_ppm * vol_ppm * WAD * (e - ts) // (10**12 * MS_PER_YEAR),
+            WAD // 20, -3 * WAD // 10, 0, WAD // 10) for e in expiries)
+        digest = volatility_message_digest(config.chain_id, ts, params)
+        return VolatilityUpdate(ts, params, (sign_digest(BENCH_ORACLE_KEY, digest),))
+
+    makers = [(0x30_0000 + i).to_bytes(20, "big") for i in range(_STF_MAKERS)]
+    traders = [(0x40_0000 + i).to_bytes(20, "big") for i in range(_STF_TRADERS)]
+    run(*(Deposit(i + 1, owner, 0, 10**14 if owner in makers else 10**11)
+          for i, owner in enumerate(makers + traders)), oracle(_INDEX_QUANTUMS))
+    market_ids: list[int] = []
+    listings: list[Transaction] = []
+    for expiry_ms in expiries:
+        for strike_ppm in _STRIKE_PPM:
+            for option_type in OptionType:
+                market_id = 100 + len(market_ids)
+                market_ids.append(market_id)
+                listings.append(ListOption(market_id, _INDEX_ID, expiry_ms,
+                                           _INDEX_QUANTUMS * strike_ppm // 1_000_000,
+                                           option_type))
+    run(*listings)
+    run(smiles(600_000))
+    run(*(SetPortfolioMargin(owner, 0, True) for owner in traders[::2]),
+        *(SetMmp(owner, 0, _INDEX_ID, 1_000, 1_000, 10**12, 0, 0) for owner in makers))
+
+    def ladder(owner: bytes, width: int) -> MassQuote:
+        chosen = sorted(rng.sample(market_ids, 32))
+        quotes: list[Quote] = []
+        for market_id in chosen:
+            mark = max(2, state.markets[market_id].index_price_quantums // 10**6)
+            quotes.append(Quote(market_id, Side.BUY, max(1, mark - width), 5))
+            quotes.append(Quote(market_id, Side.SELL, mark + width, 5))
+        return MassQuote(owner, 0, _INDEX_ID, tuple(quotes))
+
+    run(*(ladder(owner, 20 + i) for i, owner in enumerate(makers)))
+    quote_s = min(run(ladder(makers[0], 20)) for _ in range(5))
+    txs: list[Transaction] = []
+    for _ in range(orders):
+        market_id = rng.choice(market_ids)
+        market = state.markets[market_id]
+        mark = max(2, market.index_price_quantums // 10**6)
+        is_buy = rng.random() < 0.5
+        if rng.random() < 0.3:  # take the makers' quotes
+            bound = mark + 200 if is_buy else max(1, mark - 200)
+            txs.append(PlaceOrder(rng.choice(traders), 0, market_id,
+                                  Side.BUY if is_buy else Side.SELL, bound, rng.randint(1, 4),
+                                  time_in_force=TimeInForce.IOC))
+        else:  # rest near the mark
+            offset = rng.randint(25, 60)
+            price = mark - offset if is_buy else mark + offset
+            txs.append(PlaceOrder(rng.choice(traders), 0, market_id,
+                                  Side.BUY if is_buy else Side.SELL, max(1, price), 1))
+    order_s = 0.0
+    for chunk in range(0, len(txs), 500):
+        order_s += run(*txs[chunk:chunk + 500])
+    holders = sum(len(state.markets[m].holders) for m in market_ids)
+    oracle_s = run(oracle(_INDEX_QUANTUMS * 1_001 // 1_000))
+    vol_s = run(smiles(650_000))
+    clock[0] = expiries[0] + 1_000
+    run(oracle(_INDEX_QUANTUMS))
+    expiry_s = run(ExpireOptions(_INDEX_ID, expiries[0]))
+    return {
+        "stf_option_markets": float(len(market_ids)),
+        "stf_option_holders": float(holders),
+        "stf_option_orders_per_s": orders / order_s,
+        "stf_mass_quote_ms": quote_s * 1e3,
+        "stf_oracle_update_ms": oracle_s * 1e3,
+        "stf_volatility_update_ms": vol_s * 1e3,
+        "stf_expiry_settlement_ms": expiry_s * 1e3,
+    }
+
+
 def run_risk_bench(
     seed: int,
     options: int,
@@ -307,4 +458,6 @@ def run_risk_bench(
     result.update(measure_portfolio_margin(accounts, seed))
     say(f"venue revaluation: {venue_accounts:,} accounts x {_POSITIONS_PER_ACCOUNT} positions")
     result.update(measure_venue_revaluation(venue_accounts, seed))
+    say(f"options STF: {_STF_ORDERS:,} option orders on {len(_EXPIRY_DAYS) * 22} markets")
+    result.update(measure_stf_options(seed))
     return result

@@ -27,6 +27,9 @@ def genesis_commitment(state: State) -> StateCommitment:
     state.touched_subaccounts.update(state.subaccounts)
     state.touched_orders.update(state.orders)
     state.touched_markets.update(state.markets)
+    state.touched_expiries.update(state.expiries)
+    state.touched_quotes.update(state.quotes)
+    state.touched_risk_modes.update(state.subaccounts)
     commitment = StateCommitment()
     commitment.commit(state)
     return commitment

@@ -20,15 +20,29 @@ from __future__ import annotations
 
 import struct
 
-from rollbook.execution.state import Order, PendingWithdrawal, State, Subaccount
+from rollbook.execution.options.smile import SviSmile
+from rollbook.execution.state import (
+    MarketState,
+    OptionExpiry,
+    Order,
+    PendingWithdrawal,
+    QuoteLadder,
+    State,
+    Subaccount,
+)
 
 __all__ = [
     "LEAF_GLOBALS",
     "LEAF_INDEX_PRICE",
     "LEAF_LIQUIDATION",
     "LEAF_MARKET",
+    "LEAF_OPTION_EXPIRY",
+    "LEAF_OPTION_MARKET",
     "LEAF_ORDER",
+    "LEAF_PORTFOLIO_MARGIN",
+    "LEAF_QUOTES",
     "LEAF_SUBACCOUNT",
+    "LEAF_VOLATILITY",
     "LEAF_WITHDRAWAL",
     "STATE_ENCODING_VERSION",
     "LeafKey",
@@ -36,8 +50,13 @@ __all__ = [
     "index_price_leaf",
     "liquidation_leaf",
     "market_leaf",
+    "option_expiry_leaf",
+    "option_market_leaf",
     "order_leaf",
+    "portfolio_margin_leaf",
+    "quotes_leaf",
     "subaccount_leaf",
+    "volatility_leaf",
     "withdrawal_leaf",
 ]
 
@@ -50,6 +69,11 @@ LEAF_SUBACCOUNT = 4
 LEAF_ORDER = 5
 LEAF_WITHDRAWAL = 6
 LEAF_LIQUIDATION = 7
+LEAF_OPTION_MARKET = 8
+LEAF_VOLATILITY = 9
+LEAF_OPTION_EXPIRY = 10
+LEAF_PORTFOLIO_MARGIN = 11
+LEAF_QUOTES = 12
 
 LeafKey = tuple[int, ...] | tuple[int, bytes, int] | tuple[int, bytes, int, int]
 
@@ -99,8 +123,9 @@ def index_price_leaf(index_id: int, price_quantums: int) -> bytes:
 
 
 def market_leaf(state: State, market_id: int) -> bytes:
-    """Oracle price, open interest and funding state of one market, and the config fields the
-    contract needs to value a position (lot and tick size)."""
+    """Mark price, open interest and funding state of one market, and the config fields the
+    contract needs to value a position (lot and tick size). The mark is the oracle index for a
+    perpetual and the Black-76 mark for an option."""
     market = state.markets[market_id]
     config = market.config
     return b"".join((
@@ -166,3 +191,82 @@ def withdrawal_leaf(withdrawal: PendingWithdrawal) -> bytes:
 def liquidation_leaf(seq: int, owner: bytes, number: int, group_id: int) -> bytes:
     """A margin group waiting in the liquidation queue; the queue is ordered by ``seq``."""
     return _LIQUIDATION.pack(LEAF_LIQUIDATION, seq, owner, number, group_id)
+
+
+# --- options ---------------------------------------------------------------------------------
+
+
+def option_market_leaf(market: MarketState) -> bytes:
+    """An option market's terms: which index, expiry, strike and type its mark refers to."""
+    option = market.option
+    assert option is not None
+    spec = option.spec
+    return b"".join((
+        _uint(LEAF_OPTION_MARKET), _uint(market.config.market_id), _uint(spec.index_id),
+        _uint(spec.expiry_ms), _uint(spec.strike_quantums), _uint(spec.option_type),
+    ))
+
+
+def volatility_leaf(smile: SviSmile) -> bytes:
+    """The oracle's SVI slice for one (index, expiry), as signed (observed at ``observed_ms``)."""
+    return b"".join((
+        _uint(LEAF_VOLATILITY), _uint(smile.index_id), _uint(smile.expiry_ms),
+        _uint(smile.observed_ms), _int(smile.a_wad), _uint(smile.b_wad), _int(smile.rho_wad),
+        _int(smile.m_wad), _uint(smile.sigma_svi_wad),
+    ))
+
+
+def option_expiry_leaf(expiry: OptionExpiry) -> bytes:
+    """Settlement state of one (index, expiry): status (0 listed, 1 closed, 2 settled), the
+    window, the sample accumulator (last sample time, -1 before the first, and price; weighted
+    sum over the window in quantums x ms; covered ms) and the settlement price (0 until set)."""
+    return b"".join((
+        _uint(LEAF_OPTION_EXPIRY), _uint(expiry.index_id), _uint(expiry.expiry_ms),
+        _uint(expiry.status), _uint(expiry.window_ms), _uint(expiry.sample_count),
+        _int(expiry.last_sample_ms), _uint(expiry.last_sample_price_quantums),
+        _uint(expiry.weighted_quantums_ms), _uint(expiry.covered_ms),
+        _uint(expiry.settlement_price_quantums),
+    ))
+
+
+def portfolio_margin_leaf(owner: bytes, number: int) -> bytes:
+    """A subaccount whose cross group uses portfolio margin (absent: standard margin)."""
+    return _uint(LEAF_PORTFOLIO_MARGIN) + _ADDRESS_PAD + owner + _uint(number) + _uint(1)
+
+
+_QUOTES_HEAD_WORDS = 14
+
+
+def quotes_leaf(ladder: QuoteLadder) -> bytes:
+    """A market maker's quote ladder and protection on one index.
+
+    ``(kind, owner, number, index, enabled, window_ms, frozen_ms, quantity_limit, delta_limit,
+    vega_limit, frozen_until_ms (int256; -1 not frozen, -2 until reset), last_fill_ms,
+    fills (uint256 timestamp_ms, int256 quantity, int256 delta, int256 vega)[],
+    quote_order_ids uint256[])``; limits are 0 where unset.
+    """
+    owner, number, index_id = ladder.key
+    window = ladder.mmp
+    fills: tuple[tuple[int, int, int, int], ...] = ()
+    if window is None:
+        config_words = [_uint(0)] * 6
+        frozen_until, last_ms = -1, 0
+    else:
+        config = window.config
+        config_words = [
+            _uint(1), _uint(config.window_ms), _uint(config.frozen_ms),
+            _uint(config.quantity_limit_nanounits or 0),
+            _uint(config.delta_limit_nanounits or 0), _uint(config.vega_limit_quantums or 0)]
+        frozen_until, last_ms, fills = window.state()
+    fills_words = [_uint(len(fills))]
+    for timestamp_ms, quantity, delta, vega in fills:
+        fills_words.extend((_uint(timestamp_ms), _int(quantity), _int(delta), _int(vega)))
+    ids_words = [_uint(len(ladder.quote_order_ids))]
+    ids_words.extend(_uint(order_id) for order_id in ladder.quote_order_ids)
+    fills_offset = _QUOTES_HEAD_WORDS * WORD_BYTES
+    ids_offset = fills_offset + WORD_BYTES * len(fills_words)
+    return b"".join((
+        _uint(LEAF_QUOTES), _ADDRESS_PAD, owner, _uint(number), _uint(index_id), *config_words,
+        _int(frozen_until), _uint(last_ms), _uint(fills_offset), _uint(ids_offset),
+        *fills_words, *ids_words,
+    ))

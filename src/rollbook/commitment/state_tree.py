@@ -1,7 +1,8 @@
 """The state root: the venue's state mapped onto one SHA-256 Merkle tree, updated per batch.
 
 Slot map (docs/settlement.md): slot 0 holds the globals leaf; every other record (index price,
-market, subaccount, resting order, pending withdrawal, liquidation-queue entry) takes a slot when
+market, subaccount, resting order, pending withdrawal, liquidation-queue entry, option terms,
+volatility smile, option expiry, portfolio-margin flag, quote ladder) takes a slot when
 it first exists at the end of a batch and frees it when it no longer exists. A new record takes
 the lowest free slot; the records of one batch are freed first, then placed in ascending
 ``LeafKey`` order. The slot map is therefore a function of the sequence of batches: every
@@ -9,7 +10,9 @@ replica that applies the same batches (the node, a verifier, a restarted node) a
 slots and computes the same roots. Slots stay dense, which the tree's dense storage needs.
 
 Incremental: ``commit`` re-encodes only the records the STF marked as touched
-(``State.touched_*``), the globals and the insurance fund (changed by most batches), and the
+(``State.touched_*``: subaccounts, orders, markets with their option terms, expiries with their
+smiles, quote ladders, portfolio-margin flags), the globals and the insurance fund (changed by
+most batches), and the
 small collections it diffs against what it last committed (index prices, the liquidation queue,
 new withdrawals); then the tree rehashes only the dirty paths (O(touched x depth)).
 
@@ -31,16 +34,26 @@ from rollbook.commitment.leaves import (
     LEAF_INDEX_PRICE,
     LEAF_LIQUIDATION,
     LEAF_MARKET,
+    LEAF_OPTION_EXPIRY,
+    LEAF_OPTION_MARKET,
     LEAF_ORDER,
+    LEAF_PORTFOLIO_MARGIN,
+    LEAF_QUOTES,
     LEAF_SUBACCOUNT,
+    LEAF_VOLATILITY,
     LEAF_WITHDRAWAL,
     LeafKey,
     globals_leaf,
     index_price_leaf,
     liquidation_leaf,
     market_leaf,
+    option_expiry_leaf,
+    option_market_leaf,
     order_leaf,
+    portfolio_margin_leaf,
+    quotes_leaf,
     subaccount_leaf,
+    volatility_leaf,
     withdrawal_leaf,
 )
 from rollbook.commitment.merkle import MerkleTree, hash_leaf
@@ -114,6 +127,9 @@ class StateCommitment:
         state.touched_subaccounts.clear()
         state.touched_orders.clear()
         state.touched_markets.clear()
+        state.touched_expiries.clear()
+        state.touched_quotes.clear()
+        state.touched_risk_modes.clear()
         slot_updates = self._place(updates)
         slot_updates[GLOBALS_SLOT] = globals_leaf(state)
         for slot, leaf in slot_updates.items():
@@ -185,8 +201,18 @@ def _collect_updates(state: State, committed_indexes: dict[int, int],
     for index_id, price in state.index_prices.items():
         if committed_indexes.get(index_id) != price:
             updates[(LEAF_INDEX_PRICE, index_id)] = index_price_leaf(index_id, price)
+    markets = state.markets
     for market_id in state.touched_markets:
+        market = markets.get(market_id)
+        if market is None:  # a delisted option
+            updates[(LEAF_MARKET, market_id)] = None
+            updates[(LEAF_OPTION_MARKET, market_id)] = None
+            continue
         updates[(LEAF_MARKET, market_id)] = market_leaf(state, market_id)
+        if market.option is not None:
+            updates[(LEAF_OPTION_MARKET, market_id)] = option_market_leaf(market)
+    if state.touched_expiries or state.touched_quotes or state.touched_risk_modes:
+        _collect_option_updates(state, updates)
     subaccounts = state.subaccounts
     for key in state.touched_subaccounts | {state.insurance.key}:
         updates[(LEAF_SUBACCOUNT, *key)] = subaccount_leaf(subaccounts[key])
@@ -207,6 +233,25 @@ def _collect_updates(state: State, committed_indexes: dict[int, int],
     return updates
 
 
+def _collect_option_updates(state: State, updates: dict[LeafKey, bytes | None]) -> None:
+    for index_id, expiry_ms in state.touched_expiries:
+        expiry = state.expiries.get((index_id, expiry_ms))
+        smile = state.smiles.get((index_id, expiry_ms))
+        updates[(LEAF_OPTION_EXPIRY, index_id, expiry_ms)] = (
+            None if expiry is None else option_expiry_leaf(expiry))
+        updates[(LEAF_VOLATILITY, index_id, expiry_ms)] = (
+            None if smile is None else volatility_leaf(smile))
+    for key in state.touched_quotes:
+        ladder = state.quotes.get(key)
+        updates[(LEAF_QUOTES, *key)] = None if ladder is None else quotes_leaf(ladder)
+    subaccounts = state.subaccounts
+    for owner, number in state.touched_risk_modes:
+        sub = subaccounts.get((owner, number))
+        enabled = sub is not None and sub.cross.portfolio_margin
+        updates[(LEAF_PORTFOLIO_MARGIN, owner, number)] = (
+            portfolio_margin_leaf(owner, number) if enabled else None)
+
+
 def _all_leaves(state: State) -> dict[LeafKey, bytes]:
     """Every record's leaf, computed from scratch (the reference for ``check``)."""
     leaves: dict[LeafKey, bytes] = {}
@@ -222,6 +267,18 @@ def _all_leaves(state: State) -> dict[LeafKey, bytes]:
         leaves[(LEAF_WITHDRAWAL, withdrawal_id)] = withdrawal_leaf(withdrawal)
     for group_key, seq in state.liquidation_queue.items():
         leaves[(LEAF_LIQUIDATION, seq)] = liquidation_leaf(seq, *group_key)
+    for market_id, market in state.markets.items():
+        if market.option is not None:
+            leaves[(LEAF_OPTION_MARKET, market_id)] = option_market_leaf(market)
+    for (index_id, expiry_ms), expiry in state.expiries.items():
+        leaves[(LEAF_OPTION_EXPIRY, index_id, expiry_ms)] = option_expiry_leaf(expiry)
+    for (index_id, expiry_ms), smile in state.smiles.items():
+        leaves[(LEAF_VOLATILITY, index_id, expiry_ms)] = volatility_leaf(smile)
+    for quote_key, ladder in state.quotes.items():
+        leaves[(LEAF_QUOTES, *quote_key)] = quotes_leaf(ladder)
+    for (owner, number), sub in state.subaccounts.items():
+        if sub.cross.portfolio_margin:
+            leaves[(LEAF_PORTFOLIO_MARGIN, owner, number)] = portfolio_margin_leaf(owner, number)
     return leaves
 
 

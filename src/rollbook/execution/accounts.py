@@ -15,6 +15,11 @@
   in the settlement contract).
 - Margin mode changes only when the market has no position and no open orders for the
   subaccount; switching back to cross returns the isolated collateral.
+- Portfolio margin (``SetPortfolioMargin``) is the cross group's choice between portfolio margin
+  (per index: options and perpetuals on one scenario grid, ``options.engine``) and standard
+  margin (perpetual tiers, per-position option margin). It may change at any time the group is
+  not queued for liquidation, provided that under the new mode the group meets its initial
+  requirement or no requirement rises.
 """
 
 from __future__ import annotations
@@ -24,10 +29,12 @@ from rollbook.execution.errors import ErrorCode, TxRejected
 from rollbook.execution.events import (
     DepositCredited,
     ForcedWithdrawalProcessed,
+    PortfolioMarginSet,
     TransferDone,
     WithdrawalQueued,
 )
-from rollbook.execution.margin import withdrawable_quantums, withdrawal_allowed
+from rollbook.execution.margin import group_risk, withdrawable_quantums, withdrawal_allowed
+from rollbook.execution.options.engine import options_group_risk
 from rollbook.execution.orders import require_subaccount
 from rollbook.execution.state import (
     INSURANCE_OWNER,
@@ -41,6 +48,7 @@ from rollbook.execution.txs import (
     ForcedWithdrawal,
     MoveIsolatedMargin,
     SetMarginMode,
+    SetPortfolioMargin,
     Transfer,
     Withdraw,
 )
@@ -50,6 +58,7 @@ __all__ = [
     "forced_withdrawal",
     "move_isolated_margin",
     "set_margin_mode",
+    "set_portfolio_margin",
     "transfer",
     "withdraw",
 ]
@@ -209,3 +218,24 @@ def move_isolated_margin(state: State, tx: MoveIsolatedMargin, events: list[obje
     source.collateral_quantums -= abs(amount)
     destination.collateral_quantums += abs(amount)
     state.touched_subaccounts.add(sub.key)
+
+
+def set_portfolio_margin(state: State, tx: SetPortfolioMargin, events: list[object]) -> None:
+    sub = require_subaccount(state, tx.owner, tx.subaccount)
+    group = sub.cross
+    enabled = bool(tx.enabled)
+    if enabled == group.portfolio_margin:
+        return
+    if group.key in state.liquidation_queue:
+        raise TxRejected(ErrorCode.ACCOUNT_IN_LIQUIDATION)
+    markets = state.markets
+    after = options_group_risk(markets, group, {}, 0, portfolio=enabled)
+    if after.equity_quantums < after.initial_quantums:
+        before = group_risk(markets, group)
+        if (after.initial_quantums > before.initial_quantums
+                or after.maintenance_quantums > before.maintenance_quantums):
+            raise TxRejected(ErrorCode.INSUFFICIENT_MARGIN,
+                             f"equity {after.equity_quantums} < initial {after.initial_quantums}")
+    group.set_portfolio_margin(enabled)
+    state.touched_risk_modes.add(sub.key)
+    events.append(PortfolioMarginSet(sub.owner, sub.number, enabled))

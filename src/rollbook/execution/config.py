@@ -2,8 +2,15 @@
 
 The instrument model separates *what is traded* (``InstrumentKind`` and the underlying index)
 from *how it is traded* (ticks, lots, margin tiers, fees, limits). A perpetual references an
-oracle index; options (a later issue) reference the same index plus strike, expiry and type, and
-reuse the book, matching, fees, limits and the margin-group machinery unchanged.
+oracle index; an option references the same index plus its ``OptionTerms`` (expiry, strike,
+call/put) and reuses the book, matching, fees, limits and the margin-group machinery unchanged.
+An option's lot size is its contract size (underlying per lot); its margin tiers are unused
+(options margin through ``options.engine``: portfolio or standard margin).
+
+Options are listed per underlying index under an ``OptionClassConfig`` (the template every option
+on that index shares: ticks, contract size, fees, limits, settlement window): at genesis, as
+``InstrumentKind.OPTION`` markets in ``VenueConfig.markets``, or later by the operator's
+``ListOption`` transaction, which builds the market with ``option_market``.
 
 Invariants checked by ``validate_*`` at genesis:
 - one lot at one tick is a whole number of quantums (``quantums_per_lot_tick`` is exact), so a
@@ -15,17 +22,24 @@ Invariants checked by ``validate_*`` at genesis:
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import IntEnum
 
+from rollbook.execution.options.instruments import OptionType
+from rollbook.execution.options.portfolio import PortfolioMarginConfig, StandardMarginConfig
 from rollbook.execution.units import NANOUNITS_PER_UNIT, PPM
 
 __all__ = [
     "InstrumentKind",
     "MarginTier",
     "MarketConfig",
+    "OptionClassConfig",
+    "OptionTerms",
     "VenueConfig",
     "default_venue_config",
+    "option_class",
+    "option_market",
+    "options_venue_config",
 ]
 
 MARKET_ID_MAX = 0xFFFF
@@ -41,11 +55,32 @@ NOTIONAL_TIER_UNBOUNDED = 2**127 - 1
 # Worst-case cost of an oracle update, funding tick or liquidation heartbeat (their work scales
 # with holders and the liquidation queue, both bounded elsewhere); a batch must fit one.
 HEARTBEAT_COST_BOUND_UNITS = 200_000
+# Options: every live option is revalued on each oracle and volatility update (its mark is
+# committed), so the number of listed option markets bounds that work.
+OPTION_MARKETS_MAX = 1_024
+EXPIRIES_PER_INDEX_MAX = 64
+# An option index and strike stay far inside Black-76's domain even under the scenario grid's
+# largest move (+1000%): 1e16 USD x 11 < PRICE_WAD_MAX (1e18 USD).
+OPTION_PRICE_QUANTUMS_MAX = 10**22
+OPTION_TIME_TO_EXPIRY_MS_MIN = 60_000  # listing at least a minute before expiry
+OPTION_TIME_TO_EXPIRY_MS_MAX = 2 * 365 * 86_400_000  # and at most two years before it
+SETTLEMENT_WINDOW_MS_MAX = 86_400_000  # instruments.SETTLEMENT_WINDOW_MS_MAX
+# option markets have no tiered margin (options.engine margins them); validation wants one tier
+_UNUSED_OPTION_TIERS_PPM = PPM
 
 
 class InstrumentKind(IntEnum):
     PERPETUAL = 1
-    OPTION = 2  # reserved for the options issue; markets of this kind are not listed yet
+    OPTION = 2  # European, cash-settled in USDC on an oracle index (``OptionTerms``)
+
+
+@dataclass(frozen=True, slots=True)
+class OptionTerms:
+    """What makes an option market an option: expiry, strike and call/put."""
+
+    expiry_ms: int
+    strike_quantums: int  # per whole unit of the underlying
+    option_type: OptionType
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,11 +119,38 @@ class MarketConfig:
     funding_interest_ppm: int  # per funding interval, the baseline when the premium is zero
     funding_clamp_ppm: int  # per funding interval, how far the interest term may move
     funding_premium_divisor: int  # the premium is an 8-hour rate paid hourly: divide by 8
+    option: OptionTerms | None = None  # set exactly for InstrumentKind.OPTION
 
     @property
     def quantums_per_lot_tick(self) -> int:
         """Value in quantums of one lot at a price of one tick (exact by validation)."""
         return self.tick_size_quantums * self.lot_size_nanounits // NANOUNITS_PER_UNIT
+
+
+@dataclass(frozen=True, slots=True)
+class OptionClassConfig:
+    """The template of every option listed on one index (one per index).
+
+    Prices are in quantums per whole unit of the underlying, like the index; the lot is the
+    contract size. Limit orders must lie within ``price_band_ppm`` of the mark plus
+    ``price_band_index_ppm`` of the index (an absolute allowance, so that cheap options can be
+    quoted). The settlement price is the time-weighted index over the ``settlement_window_ms``
+    before expiry.
+    """
+
+    index_id: int
+    symbol: str
+    tick_size_quantums: int
+    lot_size_nanounits: int
+    order_size_lots_max: int = 1_000_000
+    open_interest_lots_max: int = 10**9
+    price_band_ppm: int = 500_000
+    price_band_index_ppm: int = 20_000
+    maker_fee_ppm: int = 0
+    taker_fee_ppm: int = 300
+    liquidation_penalty_ppm: int = 10_000
+    settlement_window_ms: int = 1_800_000  # 30 minutes (Deribit's TWAP)
+    listed_markets_max: int = 256
 
 
 @dataclass(frozen=True, slots=True)
@@ -108,6 +170,15 @@ class VenueConfig:
     liquidation_step_ppm: int = 200_000
     backstop_notional_quantums_max: int = 10**15
     deposit_quantums_max: int = 10**15
+    option_classes: tuple[OptionClassConfig, ...] = ()
+    portfolio_margin: PortfolioMarginConfig = field(default_factory=PortfolioMarginConfig)
+    standard_option_margin: StandardMarginConfig = field(default_factory=StandardMarginConfig)
+
+    def option_class(self, index_id: int) -> OptionClassConfig | None:
+        for option_class in self.option_classes:
+            if option_class.index_id == index_id:
+                return option_class
+        return None
 
 
 def validate_market(market: MarketConfig) -> None:
@@ -132,6 +203,27 @@ def validate_market(market: MarketConfig) -> None:
     assert market.funding_rate_cap_ppm >= 0 and market.funding_clamp_ppm >= 0
     assert market.funding_premium_divisor >= 1
     assert market.impact_notional_quantums > 0
+    assert (market.kind == InstrumentKind.OPTION) == (market.option is not None), (
+        "option terms exactly for option markets")
+    if market.option is not None:
+        assert 1 <= market.option.strike_quantums <= OPTION_PRICE_QUANTUMS_MAX
+        assert market.option.expiry_ms > 0
+        assert isinstance(market.option.option_type, OptionType)
+
+
+def validate_option_class(option_class: OptionClassConfig) -> None:
+    assert 0 <= option_class.index_id < 2**32
+    assert option_class.tick_size_quantums > 0 and option_class.lot_size_nanounits > 0
+    assert option_class.tick_size_quantums * option_class.lot_size_nanounits % (
+        NANOUNITS_PER_UNIT) == 0, "one lot at one tick must be whole quantums"
+    assert option_class.order_size_lots_max > 0 and option_class.open_interest_lots_max > 0
+    assert 0 < option_class.price_band_ppm <= 10 * PPM
+    assert 0 <= option_class.price_band_index_ppm <= PPM
+    assert (option_class.taker_fee_ppm >= 0
+            and -option_class.maker_fee_ppm <= option_class.taker_fee_ppm)
+    assert 0 <= option_class.liquidation_penalty_ppm < _UNUSED_OPTION_TIERS_PPM
+    assert 1 <= option_class.settlement_window_ms <= SETTLEMENT_WINDOW_MS_MAX
+    assert 1 <= option_class.listed_markets_max <= OPTION_MARKETS_MAX
 
 
 def validate_venue(config: VenueConfig) -> None:
@@ -139,6 +231,18 @@ def validate_venue(config: VenueConfig) -> None:
     assert len(ids) == len(set(ids)), "market ids must be unique"
     for market in config.markets:
         validate_market(market)
+    class_indices = [c.index_id for c in config.option_classes]
+    assert len(class_indices) == len(set(class_indices)), "one option class per index"
+    for option_class in config.option_classes:
+        validate_option_class(option_class)
+    options = [m for m in config.markets if m.option is not None]
+    assert len(options) <= OPTION_MARKETS_MAX
+    terms = {(m.index_id, m.option.expiry_ms, m.option.strike_quantums, m.option.option_type)
+             for m in options if m.option is not None}
+    assert len(terms) == len(options), "an option is listed once"
+    for market in options:
+        assert config.option_class(market.index_id) is not None, (
+            f"option market {market.market_id} needs an option class for its index")
     assert all(len(signer) == 20 for signer in config.oracle_signers)
     assert len(set(config.oracle_signers)) == len(config.oracle_signers)
     assert 1 <= config.oracle_threshold <= len(config.oracle_signers)
@@ -186,6 +290,59 @@ def perpetual_market(
         funding_clamp_ppm=625,
         funding_premium_divisor=8,
     )
+
+
+def option_market(market_id: int, option_class: OptionClassConfig,
+                  terms: OptionTerms) -> MarketConfig:
+    """The market of one option under its class (``ListOption`` builds markets with this)."""
+    kind = "C" if terms.option_type == OptionType.CALL else "P"
+    return MarketConfig(
+        market_id=market_id,
+        symbol=f"{option_class.symbol}-{terms.expiry_ms}-{terms.strike_quantums}-{kind}",
+        kind=InstrumentKind.OPTION,
+        index_id=option_class.index_id,
+        tick_size_quantums=option_class.tick_size_quantums,
+        lot_size_nanounits=option_class.lot_size_nanounits,
+        margin_tiers=(MarginTier(NOTIONAL_TIER_UNBOUNDED, _UNUSED_OPTION_TIERS_PPM,
+                                 _UNUSED_OPTION_TIERS_PPM),),
+        order_size_lots_max=option_class.order_size_lots_max,
+        open_interest_lots_max=option_class.open_interest_lots_max,
+        price_band_ppm=option_class.price_band_ppm,
+        maker_fee_ppm=option_class.maker_fee_ppm,
+        taker_fee_ppm=option_class.taker_fee_ppm,
+        liquidation_penalty_ppm=option_class.liquidation_penalty_ppm,
+        impact_notional_quantums=1,  # no funding
+        funding_interval_s=1,
+        funding_sample_interval_s=1,
+        funding_rate_cap_ppm=0,
+        funding_interest_ppm=0,
+        funding_clamp_ppm=0,
+        funding_premium_divisor=1,
+        option=terms,
+    )
+
+
+def option_class(index_id: int, symbol: str, **overrides: int) -> OptionClassConfig:
+    """Options on an index with $1 ticks and 0.01-unit contracts (one lot-tick = 10,000
+    quantums), plus the class defaults; ``overrides`` replaces any field."""
+    fields: dict[str, int] = {"tick_size_quantums": 1_000_000, "lot_size_nanounits": 10_000_000}
+    fields.update(overrides)
+    return OptionClassConfig(index_id, symbol, **fields)
+
+
+def options_venue_config(oracle_signers: tuple[bytes, ...],
+                         chain_id: int = 31337) -> VenueConfig:
+    """The default BTC perpetual plus an option class on BTC (index 1), nothing listed yet."""
+    base = default_venue_config(oracle_signers, chain_id)
+    config = VenueConfig(
+        chain_id=base.chain_id,
+        markets=base.markets,
+        oracle_signers=base.oracle_signers,
+        oracle_threshold=base.oracle_threshold,
+        option_classes=(option_class(1, "BTC"),),
+    )
+    validate_venue(config)
+    return config
 
 
 def default_venue_config(oracle_signers: tuple[bytes, ...], chain_id: int = 31337) -> VenueConfig:

@@ -5,8 +5,21 @@ exactly one encoding and decoding is strict (wrong version, unknown tag, out-of-
 trailing bytes are errors). Layouts are pinned by golden vectors in the tests.
 
 Transaction: ``version (u8) | tag (u8) | fields``. Addresses are 20 bytes; ids, prices and
-sizes are u64; amounts are u64 (signed i64 where they can be negative); oracle prices u128;
-signatures are 65 bytes, preceded by a u8 count.
+sizes are u64; amounts are u64 (signed i64 where they can be negative); oracle prices and option
+strikes u128; SVI parameters 16 bytes each (two's complement for ``a``, ``rho`` and ``m``);
+signatures are 65 bytes, preceded by a u8 count; a mass quote's quotes are preceded by a u8
+count.
+
+Layouts after version and tag (big-endian):
+``ListOption``: market u16, index u32, expiry_ms u64, strike u128, type u8;
+``DelistOption``: market u16; ``ExpireOptions``: index u32, expiry_ms u64;
+``VolatilityUpdate``: timestamp_ms u64, count u16, count x (index u32, expiry_ms u64, a i128,
+b u128, rho i128, m i128, s u128), signature count u8, signatures;
+``SetPortfolioMargin``: owner, subaccount u16, enabled u8;
+``SetMmp``: owner, subaccount u16, index u32, window_ms u32, frozen_ms u32, quantity limit u64,
+delta limit u64, vega limit u64;
+``MassQuote``: owner, subaccount u16, index u32, count u8, count x (market u16, side u8,
+price u64, size u64).
 
 Batch: ``b"RBB" | version (u8) | index (u64) | timestamp_ms (u64) | previous_root (32) |
 count (u32) | count x (length (u32) | transaction)``.
@@ -21,28 +34,40 @@ import struct
 from enum import IntEnum
 from typing import Any, TypeVar
 
+from rollbook.execution.options.protection import MASS_QUOTE_QUOTES_MAX
+from rollbook.execution.options.volatility import VOLATILITY_SMILES_MAX
 from rollbook.execution.oracle import ORACLE_PRICES_MAX, ORACLE_SIGNATURES_MAX
 from rollbook.execution.txs import (
     Batch,
     CancelAll,
     CancelOrder,
     CancelOrderByClientId,
+    DelistOption,
     Deposit,
+    ExpireOptions,
     ForcedWithdrawal,
     FundingTick,
+    ListOption,
+    MassQuote,
     ModifyOrder,
     MoveIsolatedMargin,
+    OptionType,
     OraclePrice,
     OracleUpdate,
     OrderType,
     PlaceOrder,
     ProcessLiquidations,
+    Quote,
     SelfTradePrevention,
     SetMarginMode,
+    SetMmp,
+    SetPortfolioMargin,
     Side,
+    SviParameters,
     TimeInForce,
     Transaction,
     Transfer,
+    VolatilityUpdate,
     Withdraw,
 )
 
@@ -69,6 +94,14 @@ def _oracle_bytes_max() -> int:
 assert _oracle_bytes_max() <= TRANSACTION_BYTES_MAX, "every valid oracle update must encode"
 
 
+def _volatility_bytes_max() -> int:
+    return 2 + 8 + 2 + VOLATILITY_SMILES_MAX * 92 + 1 + ORACLE_SIGNATURES_MAX * SIGNATURE_BYTES
+
+
+assert _volatility_bytes_max() <= TRANSACTION_BYTES_MAX, "every valid smile update must encode"
+assert MASS_QUOTE_QUOTES_MAX <= 255, "a mass quote's count is one byte"
+
+
 class DecodeError(ValueError):
     """Bytes that are not a canonical encoding."""
 
@@ -88,6 +121,13 @@ _TAG_LIQUIDATIONS = 11
 _TAG_MARGIN_MODE = 12
 _TAG_MOVE_MARGIN = 13
 _TAG_FORCED_WITHDRAWAL = 14
+_TAG_LIST_OPTION = 15
+_TAG_DELIST_OPTION = 16
+_TAG_VOLATILITY = 17
+_TAG_EXPIRE_OPTIONS = 18
+_TAG_PORTFOLIO_MARGIN = 19
+_TAG_SET_MMP = 20
+_TAG_MASS_QUOTE = 21
 
 _HEADER = struct.Struct(">BB")
 _DEPOSIT = struct.Struct(">Q20sHQ")
@@ -103,6 +143,15 @@ _ORACLE_PRICE = struct.Struct(">I16s")
 _MARGIN_MODE = struct.Struct(">20sHHB")
 _MOVE_MARGIN = struct.Struct(">20sHHq")
 _FORCED_WITHDRAWAL = struct.Struct(">Q20sHQ")
+_LIST_OPTION = struct.Struct(">HIQ16sB")
+_DELIST_OPTION = struct.Struct(">H")
+_VOLATILITY_HEAD = struct.Struct(">QH")
+_SMILE = struct.Struct(">IQ16s16s16s16s16s")
+_EXPIRE_OPTIONS = struct.Struct(">IQ")
+_PORTFOLIO_MARGIN = struct.Struct(">20sHB")
+_SET_MMP = struct.Struct(">20sHIIIQQQ")
+_MASS_QUOTE_HEAD = struct.Struct(">20sHIB")
+_QUOTE = struct.Struct(">HBQQ")
 _BATCH_HEAD = struct.Struct(">3sBQQ32sI")
 _LENGTH = struct.Struct(">I")
 
@@ -150,7 +199,56 @@ def encode_transaction(tx: Transaction) -> bytes:
     if isinstance(tx, ForcedWithdrawal):
         return _head(_TAG_FORCED_WITHDRAWAL) + _FORCED_WITHDRAWAL.pack(
             tx.request_id, tx.owner, tx.subaccount, tx.amount_quantums)
+    return _encode_option_transaction(tx)
+
+
+def _encode_option_transaction(tx: Transaction) -> bytes:
+    if isinstance(tx, MassQuote):
+        if len(tx.quotes) > 255:
+            raise ValueError("a mass quote carries at most 255 quotes")
+        return b"".join([
+            _head(_TAG_MASS_QUOTE),
+            _MASS_QUOTE_HEAD.pack(tx.owner, tx.subaccount, tx.index_id, len(tx.quotes)),
+            *(_QUOTE.pack(q.market_id, q.side, q.price_ticks, q.size_lots) for q in tx.quotes)])
+    if isinstance(tx, SetMmp):
+        return _head(_TAG_SET_MMP) + _SET_MMP.pack(
+            tx.owner, tx.subaccount, tx.index_id, tx.window_ms, tx.frozen_ms,
+            tx.quantity_limit_nanounits, tx.delta_limit_nanounits, tx.vega_limit_quantums)
+    if isinstance(tx, VolatilityUpdate):
+        return _encode_volatility(tx)
+    if isinstance(tx, ListOption):
+        return _head(_TAG_LIST_OPTION) + _LIST_OPTION.pack(
+            tx.market_id, tx.index_id, tx.expiry_ms, tx.strike_quantums.to_bytes(16, "big"),
+            tx.option_type)
+    if isinstance(tx, DelistOption):
+        return _head(_TAG_DELIST_OPTION) + _DELIST_OPTION.pack(tx.market_id)
+    if isinstance(tx, ExpireOptions):
+        return _head(_TAG_EXPIRE_OPTIONS) + _EXPIRE_OPTIONS.pack(tx.index_id, tx.expiry_ms)
+    if isinstance(tx, SetPortfolioMargin):
+        return _head(_TAG_PORTFOLIO_MARGIN) + _PORTFOLIO_MARGIN.pack(tx.owner, tx.subaccount,
+                                                                     tx.enabled)
     raise ValueError(f"not a transaction: {type(tx).__name__}")
+
+
+def _encode_signatures(signatures: tuple[bytes, ...]) -> list[bytes]:
+    if len(signatures) > 255 or any(len(s) != SIGNATURE_BYTES for s in signatures):
+        raise ValueError("oracle signatures must be 65 bytes, at most 255 of them")
+    return [bytes([len(signatures)]), *signatures]
+
+
+def _encode_volatility(tx: VolatilityUpdate) -> bytes:
+    parts = [_head(_TAG_VOLATILITY), _VOLATILITY_HEAD.pack(tx.timestamp_ms, len(tx.smiles))]
+    parts.extend(_SMILE.pack(
+        p.index_id, p.expiry_ms, p.a_wad.to_bytes(16, "big", signed=True),
+        p.b_wad.to_bytes(16, "big"), p.rho_wad.to_bytes(16, "big", signed=True),
+        p.m_wad.to_bytes(16, "big", signed=True), p.sigma_svi_wad.to_bytes(16, "big"))
+        for p in tx.smiles)
+    parts.extend(_encode_signatures(tx.signatures))
+    encoded = b"".join(parts)
+    if len(encoded) > TRANSACTION_BYTES_MAX:
+        raise ValueError(f"volatility update encodes to {len(encoded)} > "
+                         f"{TRANSACTION_BYTES_MAX} bytes")
+    return encoded
 
 
 def _encode_oracle(tx: OracleUpdate) -> bytes:
@@ -239,7 +337,73 @@ def _decode_body(tag: int, data: bytes) -> Transaction:
         return MoveIsolatedMargin(*_unpack(_MOVE_MARGIN, data))
     if tag == _TAG_FORCED_WITHDRAWAL:
         return ForcedWithdrawal(*_unpack(_FORCED_WITHDRAWAL, data))
+    return _decode_option_body(tag, data)
+
+
+def _decode_option_body(tag: int, data: bytes) -> Transaction:
+    if tag == _TAG_MASS_QUOTE:
+        return _decode_mass_quote(data)
+    if tag == _TAG_SET_MMP:
+        return SetMmp(*_unpack(_SET_MMP, data))
+    if tag == _TAG_VOLATILITY:
+        return _decode_volatility(data)
+    if tag == _TAG_LIST_OPTION:
+        market, index, expiry_ms, strike, option_type = _unpack(_LIST_OPTION, data)
+        return ListOption(market, index, expiry_ms, int.from_bytes(strike, "big"),
+                          _enum(OptionType, option_type))
+    if tag == _TAG_DELIST_OPTION:
+        return DelistOption(*_unpack(_DELIST_OPTION, data))
+    if tag == _TAG_EXPIRE_OPTIONS:
+        return ExpireOptions(*_unpack(_EXPIRE_OPTIONS, data))
+    if tag == _TAG_PORTFOLIO_MARGIN:
+        owner, sub, enabled = _unpack(_PORTFOLIO_MARGIN, data)
+        return SetPortfolioMargin(owner, sub, _bool(enabled))
     raise DecodeError(f"unknown transaction tag {tag}")
+
+
+def _decode_mass_quote(data: bytes) -> MassQuote:
+    offset = _HEADER.size
+    owner, sub, index_id, count = _MASS_QUOTE_HEAD.unpack_from(data, offset)
+    offset += _MASS_QUOTE_HEAD.size
+    _expect_length(data, offset + count * _QUOTE.size)
+    quotes = []
+    for _ in range(count):
+        market, side, price, size = _QUOTE.unpack_from(data, offset)
+        offset += _QUOTE.size
+        quotes.append(Quote(market, _enum(Side, side), price, size))
+    return MassQuote(owner, sub, index_id, tuple(quotes))
+
+
+def _decode_signatures(data: bytes, offset: int) -> tuple[tuple[bytes, ...], int]:
+    if offset >= len(data):
+        raise DecodeError("missing signature count")
+    signature_count = data[offset]
+    offset += 1
+    signatures = []
+    for _ in range(signature_count):
+        signature = data[offset:offset + SIGNATURE_BYTES]
+        if len(signature) != SIGNATURE_BYTES:
+            raise DecodeError("truncated signature")
+        signatures.append(signature)
+        offset += SIGNATURE_BYTES
+    return tuple(signatures), offset
+
+
+def _decode_volatility(data: bytes) -> VolatilityUpdate:
+    offset = _HEADER.size
+    timestamp_ms, count = _VOLATILITY_HEAD.unpack_from(data, offset)
+    offset += _VOLATILITY_HEAD.size
+    smiles = []
+    for _ in range(count):
+        index_id, expiry_ms, a, b, rho, m, sigma = _SMILE.unpack_from(data, offset)
+        offset += _SMILE.size
+        smiles.append(SviParameters(
+            index_id, expiry_ms, int.from_bytes(a, "big", signed=True), int.from_bytes(b, "big"),
+            int.from_bytes(rho, "big", signed=True), int.from_bytes(m, "big", signed=True),
+            int.from_bytes(sigma, "big")))
+    signatures, offset = _decode_signatures(data, offset)
+    _expect_length(data, offset)
+    return VolatilityUpdate(timestamp_ms, tuple(smiles), signatures)
 
 
 def _expect_length(data: bytes, length: int) -> None:

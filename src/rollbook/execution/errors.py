@@ -54,11 +54,26 @@ class ErrorCode(IntEnum):
     OPEN_INTEREST_CAP = 44
     INVALID_ORDER_TYPE = 45
     MODIFY_NOTHING = 46
+    # --- options, quotes and market-maker protection ---
+    NOT_AN_OPTION_MARKET = 47
+    MARKET_ID_TAKEN = 48
+    OPTION_CLASS_UNKNOWN = 49
+    OPTION_TERMS_INVALID = 50
+    OPTION_LISTING_LIMIT = 51
+    MARKET_HAS_OPEN_INTEREST = 52
+    MASS_QUOTE_INVALID = 53
+    MMP_FROZEN = 54
+    MMP_CONFIG_INVALID = 55
     # --- oracle and operator ---
     ORACLE_SIGNATURES_INSUFFICIENT = 60
     ORACLE_SIGNATURE_INVALID = 61
     ORACLE_STALE = 62
     ORACLE_UNKNOWN_INDEX = 63
+    VOLATILITY_INVALID = 64
+    VOLATILITY_UNKNOWN_EXPIRY = 65
+    EXPIRY_UNKNOWN = 66
+    EXPIRY_NOT_REACHED = 67
+    EXPIRY_ALREADY_SETTLED = 68
 
 
 ERROR_MESSAGES: dict[ErrorCode, str] = {
@@ -103,11 +118,25 @@ ERROR_MESSAGES: dict[ErrorCode, str] = {
     ErrorCode.OPEN_INTEREST_CAP: "market open interest cap reached",
     ErrorCode.INVALID_ORDER_TYPE: "invalid combination of order type and time in force",
     ErrorCode.MODIFY_NOTHING: "modify changes neither price nor size",
+    ErrorCode.NOT_AN_OPTION_MARKET: "market is not an option market",
+    ErrorCode.MARKET_ID_TAKEN: "market id is already in use",
+    ErrorCode.OPTION_CLASS_UNKNOWN: "no option class is configured for this index",
+    ErrorCode.OPTION_TERMS_INVALID: "option expiry, strike or type is invalid or already listed",
+    ErrorCode.OPTION_LISTING_LIMIT: "the venue lists the maximum number of options",
+    ErrorCode.MARKET_HAS_OPEN_INTEREST: "market has open positions and cannot be delisted",
+    ErrorCode.MASS_QUOTE_INVALID: "mass quote is malformed or quotes another underlying",
+    ErrorCode.MMP_FROZEN: "market-maker protection froze quoting on this underlying",
+    ErrorCode.MMP_CONFIG_INVALID: "market-maker protection settings are out of range",
     ErrorCode.ORACLE_SIGNATURES_INSUFFICIENT: "oracle update lacks the signature threshold",
     ErrorCode.ORACLE_SIGNATURE_INVALID: "oracle signature is malformed, high-s or not a signer",
     ErrorCode.ORACLE_STALE: (
         "oracle update is older than the current one or too far from batch time"),
     ErrorCode.ORACLE_UNKNOWN_INDEX: "oracle update names an unknown index",
+    ErrorCode.VOLATILITY_INVALID: "volatility smile fails the SVI no-arbitrage checks",
+    ErrorCode.VOLATILITY_UNKNOWN_EXPIRY: "volatility update names an expiry with no live option",
+    ErrorCode.EXPIRY_UNKNOWN: "no option is listed on this index and expiry",
+    ErrorCode.EXPIRY_NOT_REACHED: "the options cannot expire yet",
+    ErrorCode.EXPIRY_ALREADY_SETTLED: "the options of this expiry are already settled",
 }
 
 assert set(ERROR_MESSAGES) == set(ErrorCode), "every error code needs a message"

@@ -16,13 +16,19 @@ __all__ = [
     "CancelReason",
     "DepositCredited",
     "Event",
+    "ExpirySettled",
     "Fill",
     "ForcedWithdrawalProcessed",
     "FundingPaid",
     "Liquidated",
+    "MmpTriggered",
+    "OptionDelisted",
+    "OptionListed",
+    "OptionSettled",
     "OrderCancelled",
     "OrderPlaced",
     "OrderReduced",
+    "PortfolioMarginSet",
     "PositionDeleveraged",
     "Receipt",
     "TransferDone",
@@ -41,6 +47,9 @@ class CancelReason(IntEnum):
     MODIFIED = 6
     FILL_LIMIT = 7
     OPEN_INTEREST_CAP = 8
+    QUOTE_REPLACED = 9  # a mass quote replaced the ladder it belonged to
+    EXPIRED = 10  # the option expired: its book closed
+    DELISTED = 11
 
 
 class OrderPlaced(NamedTuple):
@@ -142,6 +151,67 @@ class PositionDeleveraged(NamedTuple):
     quote_quantums: int  # collateral paid (negative) or received by the counterparty
 
 
+class OptionListed(NamedTuple):
+    market_id: int
+    index_id: int
+    expiry_ms: int
+    strike_quantums: int
+    option_type: int
+
+
+class OptionDelisted(NamedTuple):
+    market_id: int
+
+
+class OptionSettled(NamedTuple):
+    """One position settled at expiry; ``cashflow_quantums`` is credited (negative: paid)."""
+
+    market_id: int
+    owner: bytes
+    subaccount: int
+    size_lots: int
+    cashflow_quantums: int
+
+
+class ExpirySettled(NamedTuple):
+    """Every option of one (index, expiry) settled.
+
+    Longs receive their payoff rounded down and shorts pay theirs rounded up; the difference
+    (``residual_quantums``) goes to the insurance fund. A flat group left with negative equity
+    is made whole (``shortfall_quantums``): by the insurance fund down to its maintenance
+    margin (``insurance_quantums``), then pro rata by the groups that received a payoff, within
+    what they received and their equity (``haircut_quantums``); anything left is the insurance
+    fund's (``uncovered_quantums``).
+    """
+
+    index_id: int
+    expiry_ms: int
+    settlement_price_quantums: int
+    markets: int
+    residual_quantums: int
+    shortfall_quantums: int
+    insurance_quantums: int
+    haircut_quantums: int
+    uncovered_quantums: int
+
+
+class MmpTriggered(NamedTuple):
+    """Market-maker protection fired: the maker's quotes on the index are cancelled (one event
+    for the whole ladder, listing the order ids) and new quotes wait for the freeze to end."""
+
+    owner: bytes
+    subaccount: int
+    index_id: int
+    cancelled_order_ids: tuple[int, ...]
+    frozen_until_ms: int  # -1: until the maker resets it with SetMmp
+
+
+class PortfolioMarginSet(NamedTuple):
+    owner: bytes
+    subaccount: int
+    enabled: bool
+
+
 Event = (
     OrderPlaced
     | Fill
@@ -154,6 +224,12 @@ Event = (
     | Liquidated
     | PositionDeleveraged
     | ForcedWithdrawalProcessed
+    | OptionListed
+    | OptionDelisted
+    | OptionSettled
+    | ExpirySettled
+    | MmpTriggered
+    | PortfolioMarginSet
 )
 
 

@@ -9,13 +9,19 @@
   are counted in its position's open bid/ask lots (every resting order is accounted for in
   margin);
 - every group with a position meets maintenance margin or waits in the liquidation queue;
-- no flat group has negative equity outside the queue (nobody is left owing without a position).
+- no flat group has negative equity outside the queue (nobody is left owing without a position);
+- options: each group's ``option_positions`` counts its records in option markets; every option
+  market belongs to its expiry and the expiry lists exactly its markets; an expiry past its
+  close has no order left on its books; a settled expiry has a settlement price and no position
+  left (every position was settled: conservation above covers the money); a live option whose
+  index and smile exist has a mark and no option trades before its smile; smiles exist only for
+  unsettled expiries; quote ladders are not empty records.
 """
 
 from __future__ import annotations
 
 from rollbook.execution.margin import group_risk
-from rollbook.execution.state import State
+from rollbook.execution.state import EXPIRY_LISTED, EXPIRY_SETTLED, State
 
 __all__ = ["InvariantViolation", "check_invariants", "total_collateral_quantums"]
 
@@ -39,6 +45,7 @@ def check_invariants(state: State) -> None:
     _check_open_interest(state)
     _check_books(state)
     _check_margin(state)
+    _check_options(state)
 
 
 def _check_conservation(state: State) -> None:
@@ -127,3 +134,46 @@ def _check_margin(state: State) -> None:
                          f"{group.key} below maintenance and not queued: {risk}")
             else:
                 _require(risk.equity_quantums >= 0, f"flat {group.key} has negative equity")
+
+
+def _check_options(state: State) -> None:
+    for sub in state.subaccounts.values():
+        for group in sub.groups():
+            counted = sum(1 for p in group.positions.values() if p.is_option)
+            actual = sum(1 for m in group.positions if state.markets[m].option is not None)
+            _require(counted == actual == group.option_positions,
+                     f"{group.key}: option position count drifted")
+            _require(not group.portfolio_margin or group.isolated_market_id == 0,
+                     f"{group.key}: portfolio margin on an isolated group")
+            _require(group.uses_engine == (group.option_positions > 0 or group.portfolio_margin),
+                     f"{group.key}: engine flag drifted")
+    listed: dict[tuple[int, int], list[int]] = {}
+    for market_id, market in state.markets.items():
+        option = market.option
+        if option is None:
+            continue
+        spec = option.spec
+        key = (spec.index_id, spec.expiry_ms)
+        _require(state.expiries.get(key) is option.expiry, f"market {market_id}: stale expiry")
+        listed.setdefault(key, []).append(market_id)
+    for key, expiry in state.expiries.items():
+        _require(sorted(listed.get(key, [])) == expiry.market_ids,
+                 f"expiry {key}: market list drifted")
+        _require(bool(expiry.market_ids), f"expiry {key} without markets")
+        for market_id in expiry.market_ids:
+            market = state.markets[market_id]
+            book = market.book
+            if expiry.status != EXPIRY_LISTED:
+                _require(not book.bid_prices and not book.ask_prices,
+                         f"market {market_id}: orders left on an expired book")
+            if expiry.status == EXPIRY_SETTLED:
+                _require(market.open_interest_lots == 0 and not market.holders,
+                         f"market {market_id}: a position survived settlement")
+        if expiry.status == EXPIRY_SETTLED:
+            _require(expiry.settlement_price_quantums > 0, f"expiry {key}: no settlement price")
+            _require(key not in state.smiles, f"expiry {key}: smile kept after settlement")
+    for key in state.smiles:
+        _require(key in state.expiries, f"smile {key} without an expiry")
+    for quote_key, ladder in state.quotes.items():
+        _require(not ladder.is_empty() and ladder.key == quote_key,
+                 f"quote ladder {quote_key} is empty")

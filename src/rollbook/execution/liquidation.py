@@ -54,7 +54,11 @@ from rollbook.execution.state import GroupKey, MarginGroup, MarketState, Positio
 from rollbook.execution.txs import SelfTradePrevention
 from rollbook.execution.units import PPM, div_ceil, div_floor, div_trunc, mul_div_ceil
 
-__all__ = ["enqueue_underwater_groups", "process_liquidation_queue"]
+__all__ = [
+    "enqueue_groups_if_underwater",
+    "enqueue_underwater_groups",
+    "process_liquidation_queue",
+]
 
 LIQUIDATION_STEPS_PER_POSITION_MAX = 64
 
@@ -69,6 +73,12 @@ def enqueue_underwater_groups(state: State, market_ids: list[int]) -> None:
     for market_id in market_ids:
         for key, position in state.markets[market_id].holders.items():
             candidates[key] = position.group
+    _enqueue_if_underwater(state, candidates)
+
+
+def enqueue_groups_if_underwater(state: State,
+                                 candidates: dict[GroupKey, MarginGroup]) -> None:
+    """Queue, in key order, each of ``candidates`` that is below maintenance."""
     _enqueue_if_underwater(state, candidates)
 
 
@@ -115,7 +125,7 @@ def _liquidate_group(state: State, group: MarginGroup, events: list[object]) -> 
     market_ids = set(group.positions)
     cancel_orders_of_group_markets(state, group.subaccount, market_ids, CancelReason.LIQUIDATION,
                                    events)
-    for market_id in sorted(group.positions):
+    for market_id in _liquidation_order(state, group):
         if not _below_maintenance(group_risk(markets, group)):
             return True
         position = group.positions.get(market_id)
@@ -125,6 +135,23 @@ def _liquidate_group(state: State, group: MarginGroup, events: list[object]) -> 
     risk = group_risk(markets, group)
     assert risk.equity_quantums >= 0 or group.has_exposure()
     return not (group.has_exposure() and _below_maintenance(risk))
+
+
+def _liquidation_order(state: State, group: MarginGroup) -> list[int]:
+    """The positions to close, in order: by market id, except for a group holding options,
+    where short options go first (the contingent risk), then perpetuals, then long options
+    (often the hedge). Options past expiry are left to their settlement."""
+    if not group.option_positions:
+        return sorted(group.positions)
+    ranked: list[tuple[int, int]] = []
+    now_ms = state.timestamp_ms
+    for market_id, position in group.positions.items():
+        option = state.markets[market_id].option
+        if option is None:
+            ranked.append((1, market_id))
+        elif now_ms < option.spec.expiry_ms:
+            ranked.append((0 if position.size_lots < 0 else 2, market_id))
+    return [market_id for _, market_id in sorted(ranked)]
 
 
 def _liquidate_position(state: State, group: MarginGroup, position: Position,
@@ -237,7 +264,9 @@ def _backstop(state: State, group: MarginGroup, position: Position,
             or notional > state.config.backstop_notional_quantums_max):
         return None
     settle_trade_side(state, market, position, -size, -quote, 0)
-    settle_trade_side(state, market, ensure_position(insurance, market_id), size, quote, 0)
+    settle_trade_side(state, market,
+                      ensure_position(insurance, market_id, market.option is not None), size,
+                      quote, 0)
     return penalty
 
 

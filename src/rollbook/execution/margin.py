@@ -19,17 +19,32 @@ Withdrawals and transfers (``withdrawal_allowed``) use equity with unrealised pr
 ``withdrawal_margin_floor_ppm`` x notional) behind (the lesson of the 2025 whale who withdrew
 profit and then let a thin position be liquidated).
 
-Known limit: the mark price is the signed oracle index; a premium-adjusted mark price comes with
-the node's feeds.
+Options: a group holding an option position (``MarginGroup.option_positions``), a cross group
+in portfolio mode, or a change in an option market is margined by ``options.engine`` (portfolio
+margin per index, or standard per-position option margin); the same acceptance and withdrawal
+rules apply to the ``GroupRisk`` it returns. Every other group keeps the tiered path below,
+whose only extra cost is that check.
+
+Known limit: a perpetual's mark price is the signed oracle index; a premium-adjusted mark price
+comes with the node's feeds.
 """
 
 from __future__ import annotations
 
-from typing import NamedTuple
-
-from rollbook.execution.config import MarginTier
+from rollbook.execution.options.engine import (
+    options_group_risk,
+    options_initial_quantums,
+    uses_options_engine,
+)
 from rollbook.execution.state import MarginGroup, MarketState
 from rollbook.execution.units import NANOUNITS_PER_UNIT, PPM, div_ceil, div_floor
+from rollbook.execution.valuation import (
+    GroupRisk,
+    notional_quantums,
+    perpetual_position_risk,
+    position_value_quantums,
+    tiered_requirement_quantums,
+)
 
 __all__ = [
     "GroupRisk",
@@ -43,47 +58,16 @@ __all__ = [
     "withdrawal_allowed",
 ]
 
-
-class GroupRisk(NamedTuple):
-    equity_quantums: int
-    initial_quantums: int
-    maintenance_quantums: int
-
-
-def position_value_quantums(size_lots: int, index_price_quantums: int,
-                            lot_size_nanounits: int) -> int:
-    """Signed mark-to-oracle value of a position, rounded down (venue-favourable)."""
-    return div_floor(size_lots * index_price_quantums * lot_size_nanounits, NANOUNITS_PER_UNIT)
-
-
-def notional_quantums(size_lots_abs: int, index_price_quantums: int,
-                      lot_size_nanounits: int) -> int:
-    """Unsigned notional used for requirements, rounded up (venue-favourable)."""
-    assert size_lots_abs >= 0
-    return div_ceil(size_lots_abs * index_price_quantums * lot_size_nanounits, NANOUNITS_PER_UNIT)
-
-
-def tiered_requirement_quantums(notional: int, tiers: tuple[MarginTier, ...],
-                                initial: bool) -> int:
-    """Progressive requirement: each tier's fraction applies to the notional inside it."""
-    first = tiers[0]
-    if notional <= first.notional_quantums_max:  # the common case, one multiplication
-        return div_ceil(notional * (first.initial_ppm if initial else first.maintenance_ppm), PPM)
-    weighted_ppm_quantums = 0
-    lower = 0
-    for tier in tiers:
-        if notional <= lower:
-            break
-        portion = min(notional, tier.notional_quantums_max) - lower
-        weighted_ppm_quantums += portion * (tier.initial_ppm if initial else tier.maintenance_ppm)
-        lower = tier.notional_quantums_max
-    return div_ceil(weighted_ppm_quantums, PPM)
+_position_risk = perpetual_position_risk
 
 
 def group_risk(markets: dict[int, MarketState], group: MarginGroup, market_id: int = 0,
                d_size_lots: int = 0, d_bid_lots: int = 0, d_ask_lots: int = 0,
                d_collateral_quantums: int = 0) -> GroupRisk:
     """Risk of ``group`` after hypothetical changes in one market (no state is touched)."""
+    if group.uses_engine or (market_id and markets[market_id].option is not None):
+        deltas = {market_id: (d_size_lots, d_bid_lots, d_ask_lots)} if market_id else {}
+        return options_group_risk(markets, group, deltas, d_collateral_quantums)
     equity = group.collateral_quantums + d_collateral_quantums
     initial = 0
     maintenance = 0
@@ -109,21 +93,6 @@ def group_risk(markets: dict[int, MarketState], group: MarginGroup, market_id: i
     return GroupRisk(equity, initial, maintenance)
 
 
-def _position_risk(market: MarketState, size_lots: int, bid_lots: int,
-                   ask_lots: int) -> tuple[int, int, int]:
-    assert bid_lots >= 0 and ask_lots >= 0, "open order lots cannot be negative"
-    price = market.index_price_quantums
-    config = market.config
-    lot = config.lot_size_nanounits
-    value = position_value_quantums(size_lots, price, lot)
-    worst_lots = max(abs(size_lots + bid_lots), abs(size_lots - ask_lots))
-    initial = tiered_requirement_quantums(notional_quantums(worst_lots, price, lot),
-                                          config.margin_tiers, True)
-    maintenance = tiered_requirement_quantums(notional_quantums(abs(size_lots), price, lot),
-                                              config.margin_tiers, False)
-    return value, initial, maintenance
-
-
 def meets_initial_after(markets: dict[int, MarketState], group: MarginGroup, market_id: int,
                         d_size_lots: int, d_bid_lots: int, d_ask_lots: int,
                         d_collateral_quantums: int) -> bool:
@@ -133,6 +102,11 @@ def meets_initial_after(markets: dict[int, MarketState], group: MarginGroup, mar
     order, so callers try it first and fall back to the full rule only when it fails. Same
     arithmetic and rounding as ``group_risk`` (tests compare the two on random groups).
     """
+    if group.uses_engine:
+        risk = options_group_risk(markets, group, {market_id: (d_size_lots, d_bid_lots,
+                                                               d_ask_lots)},
+                                  d_collateral_quantums)
+        return risk.equity_quantums >= risk.initial_quantums
     equity = group.collateral_quantums + d_collateral_quantums
     initial = 0
     adjusted = False
@@ -153,9 +127,16 @@ def meets_initial_after(markets: dict[int, MarketState], group: MarginGroup, mar
         initial += tiered_requirement_quantums(div_ceil(worst * price_lot, NANOUNITS_PER_UNIT),
                                                config.margin_tiers, True)
     if not adjusted:
-        risk = _position_risk(markets[market_id], d_size_lots, d_bid_lots, d_ask_lots)
-        equity += risk[0]
-        initial += risk[1]
+        market = markets[market_id]
+        if market.option is not None:  # a first order in an option market
+            risk = options_group_risk(markets, group, {market_id: (d_size_lots, d_bid_lots,
+                                                                   d_ask_lots)},
+                                      d_collateral_quantums)
+            return risk.equity_quantums >= risk.initial_quantums
+        value, position_initial, _ = _position_risk(market, d_size_lots, d_bid_lots,
+                                                    d_ask_lots)
+        equity += value
+        initial += position_initial
     return equity >= initial
 
 
@@ -192,15 +173,19 @@ def withdrawable_quantums(markets: dict[int, MarketState], group: MarginGroup,
     equity_without_profit = group.collateral_quantums
     initial = 0
     notional_total = 0
+    options = uses_options_engine(markets, group, 0)
     for market_id, position in group.positions.items():
         market = markets[market_id]
         lot = market.config.lot_size_nanounits
         price = market.index_price_quantums
         value = position_value_quantums(position.size_lots, price, lot)
         equity_without_profit += min(value, position.entry_notional_quantums)
-        _, position_initial, _ = _position_risk(market, position.size_lots,
-                                                position.open_bid_lots, position.open_ask_lots)
-        initial += position_initial
+        if not options:
+            _, position_initial, _ = _position_risk(
+                market, position.size_lots, position.open_bid_lots, position.open_ask_lots)
+            initial += position_initial
         notional_total += notional_quantums(abs(position.size_lots), price, lot)
+    if options:
+        initial = options_initial_quantums(markets, group)
     floor = div_ceil(notional_total * floor_ppm, PPM)
     return equity_without_profit - max(initial, floor, 0)

@@ -18,6 +18,10 @@ trade with the liquidated owner's other orders; they skip them. On liquidation f
 fee is the penalty (to the insurance fund) and makers earn no rebate: the fee pool, which takes
 nothing on those fills, never pays out more than it took.
 
+Market-maker protection: after a sweep of an option book, fills of protected quotes are counted
+and a maker whose limits trip has its quotes cancelled (``options.protection``); the sweep's
+planned fills all complete first.
+
 Limits: a taker's sweep touches at most ``fills_per_order_max`` maker orders (fills and
 expiries together, so the work of one transaction is bounded). At the open-interest cap a
 fill is cut to the largest size that fits. When a sweep stops for the fill limit, for the
@@ -36,6 +40,7 @@ from rollbook.execution.margin import (
     group_risk,
     meets_initial_after,
 )
+from rollbook.execution.options.protection import record_quote_fills
 from rollbook.execution.positions import (
     consume_maker_lots,
     release_position_if_empty,
@@ -278,4 +283,6 @@ def apply_plan(state: State, market: MarketState, plan: MatchPlan, taker_positio
     else:
         state.fee_pool_quantums += fees_charged + maker_fees
     assert state.fee_pool_quantums >= 0, "the fee pool never pays out more than it took"
+    if market.option is not None and state.quotes:
+        record_quote_fills(state, market, plan.steps, events)  # market-maker protection
     return fees_charged

@@ -22,6 +22,7 @@ from rollbook.execution.errors import ErrorCode, TxRejected
 from rollbook.execution.events import CancelReason, OrderCancelled, OrderPlaced, OrderReduced
 from rollbook.execution.margin import change_acceptable, group_risk, meets_initial_after
 from rollbook.execution.matching import MatchPlan, apply_plan, plan_match
+from rollbook.execution.options.engine import option_priced
 from rollbook.execution.positions import (
     ensure_position,
     release_position_if_empty,
@@ -45,10 +46,12 @@ from rollbook.execution.txs import (
 from rollbook.execution.units import PPM
 
 __all__ = [
+    "PRICE_TICKS_MAX",
     "cancel_all",
     "cancel_order",
     "cancel_order_by_client_id",
     "cancel_orders_of_group_markets",
+    "check_price_and_size",
     "modify_order",
     "place_order",
     "require_subaccount",
@@ -70,12 +73,26 @@ def require_tradable_market(state: State, market_id: int) -> MarketState:
     market = state.markets.get(market_id)
     if market is None:
         raise TxRejected(ErrorCode.UNKNOWN_MARKET, f"market {market_id}")
-    if market.index_price_quantums == 0:
+    if market.option is not None:
+        _require_option_tradable(state, market)
+    elif market.index_price_quantums == 0:
         raise TxRejected(ErrorCode.ORACLE_PRICE_MISSING, f"market {market_id}")
     return market
 
 
-def _check_price_and_size(market: MarketState, price_ticks: int, size_lots: int,
+def _require_option_tradable(state: State, market: MarketState) -> None:
+    """An option trades from its first smile until expiry (its mark may legitimately be 0)."""
+    option = market.option
+    assert option is not None
+    spec = option.spec
+    if state.timestamp_ms >= spec.expiry_ms:
+        raise TxRejected(ErrorCode.MARKET_NOT_ACTIVE, f"market {market.config.market_id} expired")
+    if not option_priced(state, spec):
+        raise TxRejected(ErrorCode.ORACLE_PRICE_MISSING,
+                         f"market {market.config.market_id} has no volatility smile")
+
+
+def check_price_and_size(market: MarketState, price_ticks: int, size_lots: int,
                           in_band: bool) -> None:
     if not 0 < price_ticks <= PRICE_TICKS_MAX:
         raise TxRejected(ErrorCode.INVALID_PRICE)
@@ -86,9 +103,11 @@ def _check_price_and_size(market: MarketState, price_ticks: int, size_lots: int,
         raise TxRejected(ErrorCode.ORDER_SIZE_ABOVE_MAX,
                          f"{size_lots} > {config.order_size_lots_max} lots")
     if in_band:
-        index = market.index_price_quantums
-        distance = abs(price_ticks * config.tick_size_quantums - index)
-        if distance * PPM > config.price_band_ppm * index:
+        index = market.index_price_quantums  # the mark: the index of a perpetual
+        distance = abs(price_ticks * config.tick_size_quantums - index) * PPM
+        band = config.price_band_ppm * index
+        # the allowance (options only) is read only for prices outside the mark's band
+        if distance > band and distance > band + market.band_allowance_ppm_quantums:
             raise TxRejected(ErrorCode.PRICE_OUTSIDE_BAND)
 
 
@@ -122,7 +141,7 @@ def place_order(state: State, tx: PlaceOrder, events: list[object]) -> None:
     if (tx.self_trade not in _SELF_TRADE_MODES or tx.side not in _SIDES
             or tif not in _TIMES_IN_FORCE):
         raise TxRejected(ErrorCode.MALFORMED_TRANSACTION, "side, time in force or self-trade")
-    _check_price_and_size(market, tx.price_ticks, tx.size_lots, order_type == _LIMIT)
+    check_price_and_size(market, tx.price_ticks, tx.size_lots, order_type == _LIMIT)
     _submit(state, sub, market, tx.side == _BUY, tx.price_ticks, tx.size_lots, tif,
             tx.reduce_only, tx.client_order_id, tx.self_trade, None, events)
 
@@ -172,7 +191,8 @@ def _submit(state: State, sub: Subaccount, market: MarketState, is_buy: bool, pr
         events.append(OrderCancelled(replaces.order_id, market_id, replaces.size_lots,
                                      CancelReason.MODIFIED))
         remove_resting_order(state, market, replaces)
-    position = ensure_position(group, market_id)
+    if position is None or replaces is not None:  # else the record is still the group's
+        position = ensure_position(group, market_id, market.option is not None)
     if plan is not None:
         apply_plan(state, market, plan, position, is_buy, order_id, False,
                    plan.taker_fee_quantums, events)
@@ -214,9 +234,11 @@ def _check_taker_margin(state: State, market: MarketState, group: MarginGroup,
             d_bid -= replaces.size_lots
         else:
             d_ask -= replaces.size_lots
-    if plan is None and _worst_case_not_increased(position, d_bid, d_ask):
+    if (plan is None and _worst_case_not_increased(position, d_bid, d_ask)
+            and not group.uses_engine and market.option is None):
         # equity, maintenance and (monotone in worst-case lots) initial margin are unchanged or
-        # lower: the rule's "nothing got worse" clause accepts it without any arithmetic
+        # lower: the rule's "nothing got worse" clause accepts it without any arithmetic (on the
+        # tiered path only: a portfolio sums orders across instruments)
         return
     d_size = 0
     d_collateral = 0
@@ -294,7 +316,7 @@ def modify_order(state: State, tx: ModifyOrder, events: list[object]) -> None:
         shrink_resting_order(state, market, order, removed)
         events.append(OrderReduced(order.order_id, order.market_id, removed, tx.size_lots))
         return
-    _check_price_and_size(market, tx.price_ticks, tx.size_lots, True)
+    check_price_and_size(market, tx.price_ticks, tx.size_lots, True)
     tif = TimeInForce.POST_ONLY if order.post_only else TimeInForce.GTC
     _submit(state, sub, market, order.is_buy, tx.price_ticks, tx.size_lots, tif, False,
             order.client_order_id, order.self_trade, order, events)

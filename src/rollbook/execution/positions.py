@@ -34,11 +34,16 @@ __all__ = [
 ]
 
 
-def ensure_position(group: MarginGroup, market_id: int) -> Position:
+def ensure_position(group: MarginGroup, market_id: int, is_option: bool = False) -> Position:
+    """The group's record in ``market_id``, created if absent (``is_option``: an option market,
+    counted in ``group.option_positions`` so margin picks the options engine)."""
     position = group.positions.get(market_id)
     if position is None:
-        position = Position(market_id, group)
+        position = Position(market_id, group, is_option)
         group.positions[market_id] = position
+        if is_option:
+            group.option_positions += 1
+            group.uses_engine = True
     return position
 
 
@@ -47,6 +52,9 @@ def release_position_if_empty(position: Position) -> None:
         group = position.group
         if group.positions.get(position.market_id) is position:
             del group.positions[position.market_id]
+            if position.is_option:
+                group.option_positions -= 1
+                group.uses_engine = bool(group.option_positions) or group.portfolio_margin
 
 
 def settle_trade_side(state: State, market: MarketState, position: Position,

@@ -13,6 +13,16 @@ Layout (what the commitment covers):
 - the insurance fund is an ordinary subaccount at ``INSURANCE_OWNER`` (the zero address, which
   no signature recovers to) so it can take over positions as the backstop; the fee pool is a
   plain balance.
+- options: an option market's ``MarketState`` carries an ``OptionMarket`` (its ``OptionSpec`` and
+  its expiry); ``index_price_quantums`` holds the market's committed *mark* price (the oracle
+  index for a perpetual, the Black-76 mark for an option), so position values, liquidation and
+  the escape hatch treat every kind alike. ``expiries`` holds, per (index, expiry), the
+  settlement state (a time-weighted accumulator of index samples over the settlement window, the
+  status and the settlement price); ``smiles`` the oracle's SVI slice per (index, expiry);
+  ``quotes`` each market maker's mass-quote ladder and market-maker protection per (owner,
+  subaccount, index). A cross group may use portfolio margin (``MarginGroup.portfolio_margin``).
+- ``risk`` is *not* state: a cache of scenario values derived from the index prices, smiles and
+  oracle time, rebuilt lazily after the oracle handlers invalidate it (see ``RiskContext``).
 
 Invariants (checked by ``rollbook.execution.invariants``):
 - conservation: sum of every group's collateral + fee pool == deposits - withdrawals;
@@ -30,18 +40,35 @@ from __future__ import annotations
 from bisect import bisect_left, insort
 from dataclasses import dataclass
 
-from rollbook.execution.config import MarketConfig, VenueConfig, validate_venue
+from rollbook.execution.config import (
+    InstrumentKind,
+    MarketConfig,
+    OptionClassConfig,
+    VenueConfig,
+    validate_venue,
+)
+from rollbook.execution.options.instruments import Instrument, OptionSpec, PerpetualSpec
+from rollbook.execution.options.mmp import MmpWindow
+from rollbook.execution.options.portfolio import ScenarioCache
+from rollbook.execution.options.smile import SviSmile
 
 __all__ = [
     "CROSS_GROUP",
+    "EXPIRY_CLOSED",
+    "EXPIRY_LISTED",
+    "EXPIRY_SETTLED",
     "INSURANCE_OWNER",
     "MarginGroup",
     "MarketState",
+    "OptionExpiry",
+    "OptionMarket",
     "Order",
     "OrderBook",
     "PendingWithdrawal",
     "Position",
     "PriceLevel",
+    "QuoteLadder",
+    "RiskContext",
     "State",
     "Subaccount",
     "genesis_state",
@@ -53,17 +80,27 @@ CROSS_GROUP = 0  # group key for cross margin; isolated groups use their market 
 
 SubaccountKey = tuple[bytes, int]
 GroupKey = tuple[bytes, int, int]
+ExpiryKey = tuple[int, int]  # (index_id, expiry_ms)
+QuoteKey = tuple[bytes, int, int]  # (owner, subaccount, index_id)
+
+# OptionExpiry.status: trading until expiry; then the books close (orders cancelled); then every
+# position settles at the settlement price.
+EXPIRY_LISTED = 0
+EXPIRY_CLOSED = 1
+EXPIRY_SETTLED = 2
+NO_SAMPLE_MS = -1
 
 
 class Position:
     """A subaccount's exposure in one market, inside one margin group."""
 
-    __slots__ = ("entry_notional_quantums", "group", "market_id", "open_ask_lots",
+    __slots__ = ("entry_notional_quantums", "group", "is_option", "market_id", "open_ask_lots",
                  "open_bid_lots", "size_lots")
 
-    def __init__(self, market_id: int, group: MarginGroup) -> None:
+    def __init__(self, market_id: int, group: MarginGroup, is_option: bool = False) -> None:
         self.market_id = market_id
         self.group = group
+        self.is_option = is_option  # counted in group.option_positions while the record exists
         self.size_lots = 0
         self.entry_notional_quantums = 0
         self.open_bid_lots = 0
@@ -74,9 +111,16 @@ class Position:
 
 
 class MarginGroup:
-    """Collateral and positions margined together: cross, or one isolated market."""
+    """Collateral and positions margined together: cross, or one isolated market.
 
-    __slots__ = ("collateral_quantums", "isolated_market_id", "key", "positions", "subaccount")
+    ``option_positions`` counts position records in option markets and ``portfolio_margin``
+    (cross groups only) selects portfolio margin: a group with either (``uses_engine``, kept
+    by ``positions`` and ``accounts`` so the hot path reads one flag) is margined by
+    ``options.engine``; any other group keeps the perpetual tiers' fast path.
+    """
+
+    __slots__ = ("collateral_quantums", "isolated_market_id", "key", "option_positions",
+                 "portfolio_margin", "positions", "subaccount", "uses_engine")
 
     def __init__(self, subaccount: Subaccount, isolated_market_id: int) -> None:
         self.subaccount = subaccount
@@ -84,6 +128,13 @@ class MarginGroup:
         self.key: GroupKey = (subaccount.owner, subaccount.number, isolated_market_id)
         self.collateral_quantums = 0
         self.positions: dict[int, Position] = {}
+        self.option_positions = 0
+        self.portfolio_margin = False
+        self.uses_engine = False  # option_positions > 0 or portfolio_margin
+
+    def set_portfolio_margin(self, enabled: bool) -> None:
+        self.portfolio_margin = enabled
+        self.uses_engine = bool(self.option_positions) or enabled
 
     def has_exposure(self) -> bool:
         return any(p.size_lots != 0 for p in self.positions.values())
@@ -235,23 +286,35 @@ class OrderBook:
 
 class MarketState:
     __slots__ = (
+        "band_allowance_ppm_quantums",
         "book",
         "config",
         "cumulative_funding_ppm",
         "holders",
         "index_price_quantums",
+        "instrument",
         "last_funding_ms",
         "last_sample_ms",
         "open_interest_lots",
+        "option",
         "premium_sample_count",
         "premium_sum_ppm",
         "quantums_per_lot_tick",
+        "risk",
     )
 
-    def __init__(self, config: MarketConfig) -> None:
+    def __init__(self, config: MarketConfig, risk: RiskContext | None = None) -> None:
         self.config = config
         self.quantums_per_lot_tick = config.quantums_per_lot_tick
-        self.index_price_quantums = 0  # 0 until the first oracle update: no trading
+        # the committed mark price: the index (perpetual) or the Black-76 mark (option); 0 until
+        # the first oracle update (a perpetual cannot trade before it)
+        self.index_price_quantums = 0
+        # limit prices may deviate from the mark by price_band_ppm of it plus this / PPM
+        # quantums (options: a fraction of the index, so cheap options can be quoted)
+        self.band_allowance_ppm_quantums = 0
+        self.option: OptionMarket | None = None
+        self.instrument: Instrument = PerpetualSpec(config.index_id, config.lot_size_nanounits)
+        self.risk = risk  # the venue's RiskContext (not state), set by State
         self.open_interest_lots = 0  # long side; equals the short side by invariant
         self.premium_sum_ppm = 0
         self.premium_sample_count = 0
@@ -260,6 +323,93 @@ class MarketState:
         self.cumulative_funding_ppm = 0
         self.holders: dict[GroupKey, Position] = {}  # positions with non-zero size
         self.book = OrderBook()
+
+
+class OptionExpiry:
+    """Settlement state of one (index, expiry): the options listed on it, the time-weighted
+    accumulator of index samples over the settlement window, the status and the price.
+
+    The accumulator holds exactly what ``instruments.settlement_price_quantums`` needs of the
+    sample sequence: the last sample (its price holds until the next one) and the running sums
+    over ``[expiry_ms - window_ms, expiry_ms)``; see ``options.lifecycle.record_index_sample``.
+    """
+
+    __slots__ = ("covered_ms", "expiry_ms", "index_id", "last_sample_ms",
+                 "last_sample_price_quantums", "market_ids", "sample_count",
+                 "settlement_price_quantums", "status", "weighted_quantums_ms", "window_ms")
+
+    def __init__(self, index_id: int, expiry_ms: int, window_ms: int) -> None:
+        self.index_id = index_id
+        self.expiry_ms = expiry_ms
+        self.window_ms = window_ms
+        self.market_ids: list[int] = []  # ascending
+        self.status = EXPIRY_LISTED
+        self.sample_count = 0
+        self.last_sample_ms = NO_SAMPLE_MS
+        self.last_sample_price_quantums = 0
+        self.weighted_quantums_ms = 0
+        self.covered_ms = 0
+        self.settlement_price_quantums = 0  # set when settled
+
+    @property
+    def key(self) -> ExpiryKey:
+        return (self.index_id, self.expiry_ms)
+
+
+class OptionMarket:
+    """What an option market adds to its ``MarketState``: the instrument and its expiry."""
+
+    __slots__ = ("expiry", "option_class", "spec")
+
+    def __init__(self, spec: OptionSpec, expiry: OptionExpiry,
+                 option_class: OptionClassConfig) -> None:
+        self.spec = spec
+        self.expiry = expiry
+        self.option_class = option_class
+
+
+class QuoteLadder:
+    """A market maker's quotes on one underlying: the orders of its latest ``MassQuote`` (ids
+    of orders that have since left the book are harmless: ids are never reused) and its
+    market-maker protection window, if configured."""
+
+    __slots__ = ("key", "mmp", "quote_order_ids")
+
+    def __init__(self, key: QuoteKey) -> None:
+        self.key = key
+        self.mmp: MmpWindow | None = None
+        self.quote_order_ids: list[int] = []
+
+    def is_empty(self) -> bool:
+        return self.mmp is None and not self.quote_order_ids
+
+
+class RiskContext:
+    """Derived, non-committed risk data of a state: the scenario cache of ``options.portfolio``.
+
+    Valid for one (oracle time, index prices, smiles): the oracle and volatility handlers (and
+    expiry settlement, which drops a smile) call ``invalidate``; ``cache`` rebuilds it lazily.
+    Everything in it is a pure function of committed state, so a replica that rebuilds it at a
+    different moment computes the same values.
+    """
+
+    __slots__ = ("_cache", "state")
+
+    def __init__(self, state: State) -> None:
+        self.state = state
+        self._cache: ScenarioCache | None = None
+
+    def cache(self) -> ScenarioCache:
+        cache = self._cache
+        if cache is None:
+            state = self.state
+            cache = ScenarioCache(state.config.portfolio_margin, state.oracle_timestamp_ms,
+                                  state.index_prices, state.smiles)
+            self._cache = cache
+        return cache
+
+    def invalidate(self) -> None:
+        self._cache = None
 
 
 @dataclass(slots=True)
@@ -281,21 +431,34 @@ class State:
     check (used by the tests after every batch) catches.
     """
 
-    __slots__ = ("batch_index", "config", "deposits_quantums_total", "fee_pool_quantums",
-                 "index_prices", "insurance", "liquidation_queue", "markets",
-                 "next_deposit_id", "next_forced_id", "next_liquidation_seq", "next_order_id",
-                 "next_withdrawal_id", "oracle_timestamp_ms", "orders", "pending_withdrawals",
-                 "subaccounts", "timestamp_ms", "touched_markets", "touched_orders",
-                 "touched_subaccounts", "withdrawals_quantums_total")
+    __slots__ = ("batch_index", "config", "deposits_quantums_total", "expiries",
+                 "fee_pool_quantums", "index_prices", "insurance", "known_indices",
+                 "liquidation_queue", "markets", "next_deposit_id", "next_forced_id",
+                 "next_liquidation_seq", "next_order_id", "next_withdrawal_id",
+                 "oracle_timestamp_ms", "orders", "pending_withdrawals", "quotes", "risk",
+                 "smiles", "subaccounts", "timestamp_ms", "touched_expiries", "touched_markets",
+                 "touched_orders", "touched_quotes", "touched_risk_modes", "touched_subaccounts",
+                 "withdrawals_quantums_total")
 
     def __init__(self, config: VenueConfig) -> None:
         validate_venue(config)
         self.config = config
         self.batch_index = 0
         self.timestamp_ms = 0
+        self.risk = RiskContext(self)
         self.markets: dict[int, MarketState] = {
-            m.market_id: MarketState(m) for m in sorted(config.markets, key=lambda m: m.market_id)
+            m.market_id: MarketState(m, self.risk)
+            for m in sorted(config.markets, key=lambda m: m.market_id)
         }
+        # indices an oracle update may price: the markets' and the option classes'
+        self.known_indices: frozenset[int] = frozenset(
+            [m.index_id for m in config.markets] + [c.index_id for c in config.option_classes])
+        self.expiries: dict[ExpiryKey, OptionExpiry] = {}
+        self.smiles: dict[ExpiryKey, SviSmile] = {}
+        self.quotes: dict[QuoteKey, QuoteLadder] = {}
+        for market in self.markets.values():
+            if market.config.kind == InstrumentKind.OPTION:
+                attach_option(self, market)
         self.index_prices: dict[int, int] = {}
         self.oracle_timestamp_ms = 0
         self.subaccounts: dict[SubaccountKey, Subaccount] = {}
@@ -316,12 +479,38 @@ class State:
         self.touched_subaccounts: set[SubaccountKey] = {self.insurance.key}
         self.touched_orders: set[int] = set()
         self.touched_markets: set[int] = set(self.markets)
+        self.touched_expiries: set[ExpiryKey] = set(self.expiries)  # expiry and smile leaves
+        self.touched_quotes: set[QuoteKey] = set()
+        self.touched_risk_modes: set[SubaccountKey] = set()
 
     def group_by_key(self, key: GroupKey) -> MarginGroup | None:
         sub = self.subaccounts.get((key[0], key[1]))
         if sub is None:
             return None
         return sub.cross if key[2] == CROSS_GROUP else sub.isolated.get(key[2])
+
+
+def attach_option(state: State, market: MarketState) -> OptionMarket:
+    """Make ``market`` (an option market's fresh state) an option of its expiry, creating the
+    expiry record if it is the first option listed on it. The caller marks the records."""
+    config = market.config
+    terms = config.option
+    option_class = state.config.option_class(config.index_id)
+    assert terms is not None and option_class is not None
+    spec = OptionSpec(config.index_id, terms.expiry_ms, terms.strike_quantums, terms.option_type,
+                      config.lot_size_nanounits)
+    key = (config.index_id, terms.expiry_ms)
+    expiry = state.expiries.get(key)
+    if expiry is None:
+        expiry = OptionExpiry(config.index_id, terms.expiry_ms,
+                              option_class.settlement_window_ms)
+        state.expiries[key] = expiry
+    assert expiry.status == EXPIRY_LISTED
+    insort(expiry.market_ids, config.market_id)
+    option = OptionMarket(spec, expiry, option_class)
+    market.option = option
+    market.instrument = spec
+    return option
 
 
 def genesis_state(config: VenueConfig) -> State:

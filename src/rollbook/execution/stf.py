@@ -13,6 +13,12 @@ bounded before it is executed.
 After each oracle update or funding payment, groups holding positions in the affected markets
 are checked and underwater ones queued; the queue is then worked through (bounded per
 transaction). See ``liquidation``.
+
+Options (``options.*``): volatility updates and expiries are heartbeats too (their work scales
+with the holders of the affected options), bounded like oracle updates; delisting cancels a whole
+book, bounded the same way. A venue with option classes raises the bound of an order or modify by
+one event per fill (a fill can trigger market-maker protection, one event per maker) and bounds a
+mass quote by its quotes plus the ladder it replaces.
 """
 
 from __future__ import annotations
@@ -26,6 +32,9 @@ from rollbook.execution.errors import ERROR_MESSAGES, ErrorCode, TxRejected
 from rollbook.execution.events import Event, Receipt
 from rollbook.execution.funding import funding_tick
 from rollbook.execution.liquidation import enqueue_underwater_groups, process_liquidation_queue
+from rollbook.execution.options import lifecycle, quotes
+from rollbook.execution.options.protection import MASS_QUOTE_QUOTES_MAX
+from rollbook.execution.options.volatility import apply_volatility_update
 from rollbook.execution.oracle import apply_oracle_update
 from rollbook.execution.state import State
 from rollbook.execution.txs import (
@@ -33,17 +42,24 @@ from rollbook.execution.txs import (
     CancelAll,
     CancelOrder,
     CancelOrderByClientId,
+    DelistOption,
     Deposit,
+    ExpireOptions,
     ForcedWithdrawal,
     FundingTick,
+    ListOption,
+    MassQuote,
     ModifyOrder,
     MoveIsolatedMargin,
     OracleUpdate,
     PlaceOrder,
     ProcessLiquidations,
     SetMarginMode,
+    SetMmp,
+    SetPortfolioMargin,
     Transaction,
     Transfer,
+    VolatilityUpdate,
     Withdraw,
 )
 
@@ -65,6 +81,13 @@ BASE_COST_UNITS: dict[type, int] = {
     SetMarginMode: 10,
     MoveIsolatedMargin: 20,
     ForcedWithdrawal: 20,
+    ListOption: 50,
+    DelistOption: 20,
+    VolatilityUpdate: 100,
+    ExpireOptions: 100,
+    SetPortfolioMargin: 20,
+    SetMmp: 10,
+    MassQuote: 20,
 }
 
 
@@ -81,6 +104,12 @@ def _funding_tick(state: State, tx: FundingTick, events: list[object]) -> None:
 
 
 def _process_liquidations(state: State, tx: ProcessLiquidations, events: list[object]) -> None:
+    process_liquidation_queue(state, events)
+
+
+def _volatility_update(state: State, tx: VolatilityUpdate, events: list[object]) -> None:
+    affected = apply_volatility_update(state, tx)
+    enqueue_underwater_groups(state, affected)
     process_liquidation_queue(state, events)
 
 
@@ -101,8 +130,17 @@ HANDLERS: dict[type, Handler] = {
     SetMarginMode: accounts.set_margin_mode,
     MoveIsolatedMargin: accounts.move_isolated_margin,
     ForcedWithdrawal: accounts.forced_withdrawal,
+    ListOption: lifecycle.list_option,
+    DelistOption: lifecycle.delist_option,
+    VolatilityUpdate: _volatility_update,
+    ExpireOptions: lifecycle.expire_options,
+    SetPortfolioMargin: accounts.set_portfolio_margin,
+    SetMmp: quotes.set_mmp,
+    MassQuote: quotes.mass_quote,
 }
 assert set(HANDLERS) == set(BASE_COST_UNITS)
+_HEARTBEATS = (OracleUpdate, FundingTick, ProcessLiquidations, VolatilityUpdate, ExpireOptions,
+               DelistOption)
 
 
 def cost_bound_units(state: State, tx: Transaction) -> int:
@@ -113,11 +151,17 @@ def cost_bound_units(state: State, tx: Transaction) -> int:
 def _kind_cost_bound(config: VenueConfig, kind: type) -> int:
     """The bound depends only on the transaction's kind and the venue configuration."""
     if kind is PlaceOrder or kind is ModifyOrder:
-        # a sweep's steps, plus the taker's own placement/cancel and the replaced order
-        return BASE_COST_UNITS[kind] + EVENT_COST_UNITS * (config.fills_per_order_max + 2)
+        # a sweep's steps, plus the taker's own placement/cancel and the replaced order; with
+        # options, each fill may also trigger one maker's protection (one event)
+        protection = config.fills_per_order_max if config.option_classes else 0
+        return BASE_COST_UNITS[kind] + EVENT_COST_UNITS * (
+            config.fills_per_order_max + 2 + protection)
     if kind is CancelAll:
         return BASE_COST_UNITS[kind] + EVENT_COST_UNITS * config.open_orders_per_subaccount_max
-    if kind is OracleUpdate or kind is FundingTick or kind is ProcessLiquidations:
+    if kind is MassQuote:
+        # the new quotes, and the cancels of the ladder it replaces
+        return BASE_COST_UNITS[kind] + EVENT_COST_UNITS * 2 * MASS_QUOTE_QUOTES_MAX
+    if kind in _HEARTBEATS:
         return HEARTBEAT_COST_BOUND_UNITS
     return BASE_COST_UNITS[kind] + EVENT_COST_UNITS
 

@@ -6,7 +6,12 @@ the sequencer has already authenticated them (signature, nonce, agent rights) be
 the STF, and keeps the signatures beside the payload in the batch for replay. L1-origin
 transactions (deposits) and operator transactions (funding ticks, liquidation processing) carry
 no user signature; oracle updates carry their own signatures, which the STF checks against the
-configured oracle key set because prices must be verifiable by every replica.
+configured oracle key set because prices must be verifiable by every replica. Volatility updates
+(SVI smiles) are signed by the same key set under their own domain tag.
+
+Options: ``ListOption``/``DelistOption``/``ExpireOptions`` are operator transactions (no user
+signature: the sequencer admits them from the operator only, like ``FundingTick``);
+``SetPortfolioMargin``, ``SetMmp`` and ``MassQuote`` are user transactions.
 
 Known limits: one market per order; modify replaces price and/or the *remaining* size.
 """
@@ -16,27 +21,39 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import IntEnum
 
+from rollbook.execution.options.instruments import OptionType
+
 __all__ = [
     "Batch",
     "CancelAll",
     "CancelOrder",
     "CancelOrderByClientId",
+    "DelistOption",
     "Deposit",
+    "ExpireOptions",
     "ForcedWithdrawal",
     "FundingTick",
+    "ListOption",
+    "MassQuote",
     "ModifyOrder",
     "MoveIsolatedMargin",
+    "OptionType",
     "OraclePrice",
     "OracleUpdate",
     "OrderType",
     "PlaceOrder",
     "ProcessLiquidations",
+    "Quote",
     "SelfTradePrevention",
     "SetMarginMode",
+    "SetMmp",
+    "SetPortfolioMargin",
     "Side",
+    "SviParameters",
     "TimeInForce",
     "Transaction",
     "Transfer",
+    "VolatilityUpdate",
     "Withdraw",
 ]
 
@@ -195,6 +212,98 @@ class MoveIsolatedMargin:
     amount_quantums: int
 
 
+@dataclass(frozen=True, slots=True)
+class ListOption:
+    """Operator: list a European option on ``index_id`` under the index's option class."""
+
+    market_id: int
+    index_id: int
+    expiry_ms: int
+    strike_quantums: int
+    option_type: OptionType
+
+
+@dataclass(frozen=True, slots=True)
+class DelistOption:
+    """Operator: remove an option market without open interest (its orders are cancelled)."""
+
+    market_id: int
+
+
+@dataclass(frozen=True, slots=True)
+class SviParameters:
+    """One raw-SVI slice (``options.smile``): WAD integers, observed at the update's time."""
+
+    index_id: int
+    expiry_ms: int
+    a_wad: int
+    b_wad: int
+    rho_wad: int
+    m_wad: int
+    sigma_svi_wad: int
+
+
+@dataclass(frozen=True, slots=True)
+class VolatilityUpdate:
+    """Signed smiles per (index, expiry); verified like ``OracleUpdate`` (own domain tag)."""
+
+    timestamp_ms: int
+    smiles: tuple[SviParameters, ...]
+    signatures: tuple[bytes, ...]  # 65-byte r || s || v over ``volatility_message_digest``
+
+
+@dataclass(frozen=True, slots=True)
+class ExpireOptions:
+    """Operator: close the books of an expired (index, expiry), then settle it once the
+    oracle has moved past expiry (so the settlement window's samples are final)."""
+
+    index_id: int
+    expiry_ms: int
+
+
+@dataclass(frozen=True, slots=True)
+class SetPortfolioMargin:
+    """Portfolio margin (True) or standard per-position margin (False) for the cross group."""
+
+    owner: bytes
+    subaccount: int
+    enabled: bool
+
+
+@dataclass(frozen=True, slots=True)
+class SetMmp:
+    """Market-maker protection for the subaccount's quotes on ``index_id``; a limit of 0 means
+    none, and all three 0 turns protection off. Setting it again also lifts a freeze."""
+
+    owner: bytes
+    subaccount: int
+    index_id: int
+    window_ms: int
+    frozen_ms: int  # 0: frozen until the next SetMmp
+    quantity_limit_nanounits: int
+    delta_limit_nanounits: int
+    vega_limit_quantums: int
+
+
+@dataclass(frozen=True, slots=True)
+class Quote:
+    market_id: int
+    side: Side
+    price_ticks: int
+    size_lots: int
+
+
+@dataclass(frozen=True, slots=True)
+class MassQuote:
+    """Replace the subaccount's quote ladder on ``index_id`` with ``quotes`` (post-only), all or
+    nothing; no quotes pulls the ladder."""
+
+    owner: bytes
+    subaccount: int
+    index_id: int
+    quotes: tuple[Quote, ...]
+
+
 Transaction = (
     Deposit
     | Withdraw
@@ -210,6 +319,13 @@ Transaction = (
     | SetMarginMode
     | MoveIsolatedMargin
     | ForcedWithdrawal
+    | ListOption
+    | DelistOption
+    | VolatilityUpdate
+    | ExpireOptions
+    | SetPortfolioMargin
+    | SetMmp
+    | MassQuote
 )
 
 

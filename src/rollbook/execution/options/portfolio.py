@@ -1,10 +1,12 @@
 """Option margin: portfolio margin by scenario grid, and standard per-position margin.
 
-Plugging into ``margin.group_risk`` (for the STF wiring)
---------------------------------------------------------
+Plugging into ``margin.group_risk`` (the STF wiring, done in ``options.engine``)
+--------------------------------------------------------------------------------
 Everything here is a pure function of plain typed inputs: lists of ``(instrument, size_lots)``
 (``instruments.OptionSpec`` / ``instruments.PerpetualSpec``) and a ``ScenarioCache`` built from
-``(config, valuation_ms, index prices, smiles)``. No ``State`` object is read. To wire it:
+``(config, valuation_ms, index prices, smiles)``. No ``State`` object is read. The wiring, as
+``options.engine`` implements it (standard mode there also charges a long option's premium up
+front, i.e. its value as initial margin):
 
 1. Keep one ``ScenarioCache`` beside the state (derived data: never in the root, never
    encoded). Build a new one whenever an input changes: after every oracle update (index or
