@@ -1,9 +1,16 @@
 """The ``rollbook`` command line.
 
-- ``rollbook simulate``: a whole venue life through the STF (the main job until the node lands);
+- ``rollbook node``: a node and its HTTP/WebSocket gateway (the local venue on the embedded EVM
+  without ``--config``); Ctrl-C stops it cleanly;
+- ``rollbook demo``: a whole venue life through the real node, API and embedded chain;
+- ``rollbook simulate``: a scripted venue life through the STF alone (no node, no chain);
+- ``rollbook bench node``: signed orders per second and ack latency through node + gateway,
+  driven by a separate load-generator process;
 - ``rollbook bench stf``: the STF throughput benchmark beside the peer engine;
 - ``rollbook bench commit``: state root updates and the settlement contract's gas;
 - ``rollbook bench risk``: option pricing, portfolio margin and whole-venue revaluation;
+- ``rollbook verify``: replay the settlement chain, check every root, dispute a wrong one;
+- ``rollbook bench verify``: verifier replay speed against the signature-recovery limit;
 - ``rollbook version``.
 
 Human-readable output by default, one JSON object with ``--json``; progress goes to stderr so
@@ -62,6 +69,99 @@ def _simulate(args: argparse.Namespace) -> int:
     print(f"final state root:       {report.final_root}")
     print("complete venue life:    " + ("yes" if report.complete else "NO"))
     return 0 if report.complete else 1
+
+
+def _node(args: argparse.Namespace) -> int:
+    import asyncio
+    import signal
+
+    from rollbook.gateway import Gateway, GatewayConfig
+    from rollbook.node.config import ConfigError, load_config
+    from rollbook.node.core import Node
+
+    say = _progress(True)
+    try:
+        config = load_config(args.config)
+    except ConfigError as error:
+        print(f"rollbook node: {error}", file=sys.stderr)
+        return 2
+
+    async def serve() -> None:
+        loop = asyncio.get_running_loop()
+        stop = asyncio.Event()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
+        node = Node(config)
+        say(f"starting the node (chain: {config.chain.url}) ...")
+        await loop.run_in_executor(None, node.start)
+        gateway = Gateway(node, GatewayConfig(host=args.host, port=args.port))
+        try:
+            await gateway.start()
+            status = await node.status()
+            say(f"node running: chain id {status.chain_id}, settlement contract "
+                f"0x{(status.settlement_address or bytes(20)).hex()}, data in {node.data_dir}")
+            say(f"API at {gateway.url} (OpenAPI: {gateway.url}/openapi.json, WebSocket: "
+                f"ws://{args.host}:{gateway.port}/ws); Ctrl-C stops")
+            await stop.wait()
+            say("stopping: closing the open batch and writing a snapshot ...")
+        finally:
+            await gateway.stop()
+            await loop.run_in_executor(None, node.stop)
+        say("stopped cleanly")
+
+    asyncio.run(serve())
+    return 0
+
+
+def _demo(args: argparse.Namespace) -> int:
+    from rollbook.demo import run_demo
+
+    report = run_demo(args.seed, _progress(True))
+    if args.json:
+        payload = asdict(report)
+        payload.pop("timeline")
+        payload["complete"] = report.complete
+        print(json.dumps(payload))
+        return 0 if report.complete else 1
+    for line in report.timeline:
+        print(line)
+    print(f"deposits credited:           {report.deposits}")
+    print(f"fills:                       {report.fills} ({report.volume_usd:,.0f} USD traded)")
+    print(f"liquidations:                {report.liquidations}")
+    print(f"funding payments:            {report.funding_payments}")
+    print(f"withdrawals claimed on chain: {report.withdrawals_claimed_onchain} "
+          f"({report.withdrawn_usd:,.2f} USDC)")
+    print(f"batches closed / final:      {report.batches_closed} / {report.batches_finalized}")
+    print(f"actions acked / refused:     {report.actions_acked} / {report.actions_refused}")
+    print(f"final root:                  {report.final_root}")
+    print(f"took:                        {report.seconds} s")
+    print("complete venue life:         " + ("yes" if report.complete else "NO"))
+    return 0 if report.complete else 1
+
+
+def _bench_node(args: argparse.Namespace) -> int:
+    from rollbook.bench.node import run_node_bench
+
+    if args.rate is None:
+        args.rate = [1_000, 5_000]
+    result = run_node_bench(args.duration, tuple(args.rate), args.fixed_duration, args.batch_size,
+                            args.window, args.connections, args.actions, args.chain,
+                            _progress(not args.quiet))
+    if args.json:
+        print(json.dumps(result))
+        return 0
+    print(f"Node + gateway, durable log, chain: {result['chain']} ({result['cores']} cores, "
+          f"Python {result['python']}; load from a separate process over WebSocket)")
+    print(f"  signed orders/s:       {result['orders_per_s']:,.0f} "
+          f"(ack p50 {result['ack_p50_ms']:.1f} ms, p99 {result['ack_p99_ms']:.1f} ms at "
+          f"saturation)")
+    for fixed in result["fixed_rate"]:
+        print(f"  at {fixed['offered_rate_per_s']:,}/s offered: ack p50 "
+              f"{fixed['ack_p50_ms']:.2f} ms, p99 {fixed['ack_p99_ms']:.2f} ms (achieved "
+              f"{fixed['orders_per_s']:,.0f}/s)")
+    print(f"  batches closed: {result['batches_closed']}, submitted on chain: "
+          f"{result['batches_submitted_on_chain']}; WAL {result['wal_bytes']:,} bytes")
+    return 0
 
 
 def _bench_stf(args: argparse.Namespace) -> int:
@@ -150,9 +250,79 @@ def _bench_commit(args: argparse.Namespace) -> int:
     return 0
 
 
+def _verify(args: argparse.Namespace) -> int:
+    import os
+
+    from rollbook.verifier.command import EXIT_CONFIG, run_verify
+    from rollbook.verifier.config import CHALLENGER_KEY_ENV, VerifierConfigError, load_settings
+
+    say = _progress(not args.quiet)
+    overrides = {"rpc_url": args.rpc_url, "settlement_address": args.contract,
+                 "node_config": args.node_config, "confirmations": args.confirmations,
+                 "start_block": args.start_block, "snapshot_dir": args.snapshot_dir,
+                 "challenger_key": args.challenger_key or os.environ.get(CHALLENGER_KEY_ENV)}
+    try:
+        settings = load_settings(args.config, overrides)
+    except VerifierConfigError as error:
+        print(f"rollbook verify: {error}", file=sys.stderr)
+        return EXIT_CONFIG
+    report, status = run_verify(settings, follow=args.follow, duration_s=args.duration, say=say)
+    if args.json:
+        print(json.dumps(report))
+        return status
+    if "error" in report:
+        print(f"rollbook verify: {report['error']}", file=sys.stderr)
+    if "batches_verified" in report:
+        print(f"batches verified:     {report['batches_verified']} "
+              f"({report['roots_matched']} roots matched, {report['skipped']} skipped)")
+        print(f"transactions:         {report['transactions']}")
+        print(f"disputes sent:        {report['disputes_sent']}")
+        print(f"last verified:        batch {report['last_verified_batch']}, root "
+              f"{report['last_verified_root']}")
+        for record in report["disputes"]:
+            d = record["divergence"]
+            entry = "" if d["entry"] is None else f", entry {d['entry']}"
+            print(f"DIVERGENCE batch {d['batch_index']}{entry}: {d['reason']}: {d['detail']} "
+                  f"[{'disputed' if record['sent'] else 'not disputed: ' + record['note']}]")
+        if report["frozen"]:
+            print(f"contract frozen:      escape batch {report['escape_batch']}")
+    return status
+
+
+def _bench_verify(args: argparse.Namespace) -> int:
+    from rollbook.bench.verify import run_verify_bench
+
+    result = run_verify_bench(args.seed, args.transactions, args.batch_entries, args.threads,
+                              args.repeats, _progress(not args.quiet))
+    if args.json:
+        print(json.dumps(result))
+        return 0
+    print(f"Verifier replay ({result['transactions']:,} signed transactions in "
+          f"{result['batches']} batches, {result['threads']} recovery threads, "
+          f"{result['cores']} cores, Python {result['python']})")
+    print(f"  verified tx/s:          {result['txs_per_s']:,}")
+    print(f"  signature limit/s:      {result['sig_limit_per_s']:,} (recover_signers, same pool)")
+    print(f"  ratio to limit:         {result['ratio_to_limit']}")
+    breakdown = result["breakdown_us_per_tx"]
+    print("  per tx, one thread:     " + ", ".join(f"{k} {v} us" for k, v in breakdown.items()))
+    print(f"  machine parallelism:    {result['parallelism']} (2.0 = two free cores)")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="rollbook", description=__doc__.splitlines()[0])
     commands = parser.add_subparsers(dest="command", required=True)
+
+    node = commands.add_parser("node", help="run a node and its HTTP/WebSocket API")
+    node.add_argument("--config", default=None, help="TOML file (default: the local venue)")
+    node.add_argument("--host", default="127.0.0.1", help="listen address (default: loopback)")
+    node.add_argument("--port", type=int, default=8600)
+    node.set_defaults(handler=_node)
+
+    demo = commands.add_parser("demo", help="a whole venue life through node, API and chain")
+    demo.add_argument("--seed", type=int, default=7)
+    demo.add_argument("--json", action="store_true", help="print one JSON object")
+    demo.set_defaults(handler=_demo)
 
     simulate = commands.add_parser("simulate", help="run a whole venue life through the STF")
     simulate.add_argument("--seed", type=int, default=7)
@@ -180,6 +350,26 @@ def build_parser() -> argparse.ArgumentParser:
     commit.add_argument("--json", action="store_true", help="print one JSON object")
     commit.add_argument("--quiet", action="store_true", help="no progress on stderr")
     commit.set_defaults(handler=_bench_commit)
+    bench_node = benches.add_parser("node", help="signed orders/s and ack latency via the API")
+    bench_node.add_argument("--duration", type=float, default=10.0,
+                            help="seconds of the throughput phase")
+    bench_node.add_argument("--rate", type=int, action="append", default=None,
+                            help="offered orders/s of a fixed-rate phase (repeatable; "
+                                 "default: 1000 and 5000)")
+    bench_node.add_argument("--fixed-duration", type=float, default=5.0,
+                            help="seconds of the fixed-rate phase")
+    bench_node.add_argument("--batch-size", type=int, default=64,
+                            help="actions per WebSocket message (throughput phase)")
+    bench_node.add_argument("--window", type=int, default=8,
+                            help="messages in flight per connection (throughput phase)")
+    bench_node.add_argument("--connections", type=int, default=2)
+    bench_node.add_argument("--actions", type=int, default=100_000,
+                            help="actions pre-signed for the throughput phase")
+    bench_node.add_argument("--chain", choices=("embedded", "none"), default="embedded",
+                            help="none: no settlement layer (isolates the publisher's cost)")
+    bench_node.add_argument("--json", action="store_true", help="print one JSON object")
+    bench_node.add_argument("--quiet", action="store_true", help="no progress on stderr")
+    bench_node.set_defaults(handler=_bench_node)
     risk = benches.add_parser("risk", help="option pricing, portfolio margin, venue revaluation")
     risk.add_argument("--seed", type=int, default=1)
     risk.add_argument("--options", type=int, default=20_000,
@@ -191,6 +381,42 @@ def build_parser() -> argparse.ArgumentParser:
     risk.add_argument("--json", action="store_true", help="print one JSON object")
     risk.add_argument("--quiet", action="store_true", help="no progress on stderr")
     risk.set_defaults(handler=_bench_risk)
+    bench_verify = benches.add_parser("verify", help="verifier replay vs signature recovery")
+    bench_verify.add_argument("--seed", type=int, default=1)
+    bench_verify.add_argument("--transactions", type=int, default=20_000,
+                              help="signed transactions in the recorded chain")
+    bench_verify.add_argument("--batch-entries", type=int, default=450,
+                              help="signed transactions per batch (450 fit the contract's "
+                                   "64 KiB of calldata)")
+    bench_verify.add_argument("--threads", type=int, default=2, help="recovery threads")
+    bench_verify.add_argument("--repeats", type=int, default=3,
+                              help="interleaved measurement rounds (best of each)")
+    bench_verify.add_argument("--json", action="store_true", help="print one JSON object")
+    bench_verify.add_argument("--quiet", action="store_true", help="no progress on stderr")
+    bench_verify.set_defaults(handler=_bench_verify)
+
+    verify = commands.add_parser(
+        "verify", help="replay the settlement chain, check every root, dispute a wrong one")
+    verify.add_argument("--config", default=None, help="TOML file with a [verifier] table")
+    verify.add_argument("--rpc-url", default=None, help="EVM JSON-RPC endpoint")
+    verify.add_argument("--contract", default=None, help="settlement contract address")
+    verify.add_argument("--challenger-key", default=None,
+                        help="challenger private key (prefer the ROLLBOOK_CHALLENGER_KEY "
+                             "environment variable: arguments are visible to other users)")
+    verify.add_argument("--node-config", default=None,
+                        help="the node's TOML (the venue); default: the local venue")
+    verify.add_argument("--confirmations", type=int, default=None)
+    verify.add_argument("--start-block", type=int, default=None,
+                        help="the contract's deployment block")
+    verify.add_argument("--snapshot-dir", default=None,
+                        help="keep the verifier's own snapshots here and resume from them")
+    verify.add_argument("--follow", action="store_true",
+                        help="keep following new batches after catching up")
+    verify.add_argument("--duration", type=float, default=None,
+                        help="with --follow: stop after this many seconds")
+    verify.add_argument("--json", action="store_true", help="print one JSON object")
+    verify.add_argument("--quiet", action="store_true", help="no progress on stderr")
+    verify.set_defaults(handler=_verify)
 
     version = commands.add_parser("version", help="print the version")
     version.set_defaults(handler=lambda args: print(__version__) or 0)

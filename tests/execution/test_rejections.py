@@ -323,10 +323,25 @@ def test_accounts_limit() -> None:
     v = Venue(dataclasses.replace(venue_config(), subaccounts_max=2))
     v.run_ok(Deposit(1, ALICE, 0, FUNDS))
     state = v.state
-    assert_rejected(state, Deposit(2, BOB, 0, USDC), ErrorCode.ACCOUNTS_LIMIT)
     assert_rejected(state, Transfer(ALICE, 0, ALICE, 1, USDC), ErrorCode.ACCOUNTS_LIMIT)
     (receipt,) = v.run(Deposit(2, ALICE, 0, USDC))  # an existing subaccount is fine
     assert receipt.ok
+    # an L1 deposit is always credited, even to a new subaccount past the limit: refusing it
+    # would block every later deposit, which are credited in id order
+    (receipt,) = v.run(Deposit(3, BOB, 0, USDC))
+    assert receipt.ok and len(v.state.subaccounts) == 3
+
+
+def test_deposit_bound_is_the_settlement_contracts() -> None:
+    from rollbook.execution.config import DEPOSIT_QUANTUMS_MAX
+    from rollbook.settlement import reference
+
+    assert reference.DEPOSIT_QUANTUMS_MAX == DEPOSIT_QUANTUMS_MAX
+    v = Venue(dataclasses.replace(venue_config(), deposit_quantums_max=USDC))
+    (receipt,) = v.run(Deposit(1, ALICE, 0, DEPOSIT_QUANTUMS_MAX))  # the venue cap is for L2
+    assert receipt.ok
+    assert_rejected(v.state, Deposit(2, ALICE, 0, DEPOSIT_QUANTUMS_MAX + 1),
+                    ErrorCode.INVALID_AMOUNT, f"{DEPOSIT_QUANTUMS_MAX + 1}")
 
 
 def test_margin_mode_busy(funded: Venue) -> None:

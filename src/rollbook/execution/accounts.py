@@ -24,7 +24,11 @@
 
 from __future__ import annotations
 
-from rollbook.execution.config import GROUPS_PER_SUBACCOUNT_MAX, SUBACCOUNT_NUMBER_MAX
+from rollbook.execution.config import (
+    DEPOSIT_QUANTUMS_MAX,
+    GROUPS_PER_SUBACCOUNT_MAX,
+    SUBACCOUNT_NUMBER_MAX,
+)
 from rollbook.execution.errors import ErrorCode, TxRejected
 from rollbook.execution.events import (
     DepositCredited,
@@ -81,10 +85,13 @@ def _check_amount(state: State, amount_quantums: int) -> None:
         raise TxRejected(ErrorCode.INVALID_AMOUNT, f"{amount_quantums}")
 
 
-def _open_subaccount(state: State, owner: bytes, number: int) -> Subaccount:
+def _open_subaccount(state: State, owner: bytes, number: int,
+                     from_l1: bool = False) -> Subaccount:
+    """The subaccount, created if new; an L1 deposit may exceed ``subaccounts_max``
+    (``config.DEPOSIT_QUANTUMS_MAX`` says why)."""
     sub = state.subaccounts.get((owner, number))
     if sub is None:
-        if len(state.subaccounts) >= state.config.subaccounts_max:
+        if not from_l1 and len(state.subaccounts) >= state.config.subaccounts_max:
             raise TxRejected(ErrorCode.ACCOUNTS_LIMIT)
         sub = Subaccount(owner, number)
         state.subaccounts[sub.key] = sub
@@ -107,8 +114,9 @@ def deposit(state: State, tx: Deposit, events: list[object]) -> None:
                          f"expected {state.next_deposit_id}, got {tx.deposit_id}")
     _check_address(tx.owner)
     _check_subaccount_number(tx.subaccount)
-    _check_amount(state, tx.amount_quantums)
-    sub = _open_subaccount(state, tx.owner, tx.subaccount)
+    if not 0 < tx.amount_quantums <= DEPOSIT_QUANTUMS_MAX:
+        raise TxRejected(ErrorCode.INVALID_AMOUNT, f"{tx.amount_quantums}")
+    sub = _open_subaccount(state, tx.owner, tx.subaccount, from_l1=True)
     sub.cross.collateral_quantums += tx.amount_quantums
     state.touched_subaccounts.add(sub.key)
     state.deposits_quantums_total += tx.amount_quantums

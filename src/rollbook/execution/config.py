@@ -49,6 +49,11 @@ SUBACCOUNT_NUMBER_MAX = 0xFFFF
 # Settlement.vy: the cross group plus at most 7 isolated groups, and at most 32 position records
 # (a record exists while the subaccount has a position or open orders in that market). The
 # insurance fund is exempt: it takes over positions as the backstop and never escapes.
+# An L1 deposit the settlement contract accepted must always be creditable, or it would block
+# every later deposit (they are credited in id order): the contract and the STF share this
+# bound, and a deposit opens its subaccount even when ``subaccounts_max`` is reached (each one
+# costs its sender L1 gas, which is what bounds them).
+DEPOSIT_QUANTUMS_MAX = 10**15
 GROUPS_PER_SUBACCOUNT_MAX = 8
 POSITIONS_PER_SUBACCOUNT_MAX = 32
 NOTIONAL_TIER_UNBOUNDED = 2**127 - 1

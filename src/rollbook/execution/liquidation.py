@@ -264,9 +264,10 @@ def _backstop(state: State, group: MarginGroup, position: Position,
             or notional > state.config.backstop_notional_quantums_max):
         return None
     settle_trade_side(state, market, position, -size, -quote, 0)
-    settle_trade_side(state, market,
-                      ensure_position(insurance, market_id, market.option is not None), size,
-                      quote, 0)
+    fund_position = ensure_position(insurance, market_id, market.option is not None)
+    settle_trade_side(state, market, fund_position, size, quote, 0)
+    # the fund may have held exactly the opposite position: a flat record must not linger
+    release_position_if_empty(fund_position)
     return penalty
 
 

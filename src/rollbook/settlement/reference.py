@@ -38,6 +38,7 @@ from typing import Any, Final
 from eth_abi.abi import decode as abi_decode
 from eth_abi.abi import encode as abi_encode
 
+from rollbook.execution.config import DEPOSIT_QUANTUMS_MAX as _STF_DEPOSIT_QUANTUMS_MAX
 from rollbook.execution.config import (
     GROUPS_PER_SUBACCOUNT_MAX,
     POSITIONS_PER_SUBACCOUNT_MAX,
@@ -111,10 +112,10 @@ SUBACCOUNT_LEAF_BYTES_MAX: Final = (
     + (1 + 6 * POSITIONS_PER_SUBACCOUNT_MAX) * WORD_BYTES
 )
 
-# the STF's deposit bounds (VenueConfig.deposit_quantums_max, SUBACCOUNT_NUMBER_MAX), so that
-# every deposit the contract accepts is creditable
+# the STF's deposit bounds (execution.config.DEPOSIT_QUANTUMS_MAX, SUBACCOUNT_NUMBER_MAX), so
+# that every deposit the contract accepts is creditable
 DEPOSIT_QUANTUMS_MIN: Final = 1
-DEPOSIT_QUANTUMS_MAX: Final = 10**15
+DEPOSIT_QUANTUMS_MAX: Final = _STF_DEPOSIT_QUANTUMS_MAX
 # a forced withdrawal asks for min(amount, what margin lets go): bounded by the STF's 64-bit
 # amount fields
 FORCED_WITHDRAWAL_QUANTUMS_MIN: Final = 1
