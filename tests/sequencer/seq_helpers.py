@@ -14,18 +14,23 @@ from rollbook.execution.txs import (
     CancelAll,
     CancelOrder,
     CancelOrderByClientId,
+    MassQuote,
     ModifyOrder,
     MoveIsolatedMargin,
     OrderType,
     PlaceOrder,
+    Quote,
     SelfTradePrevention,
     SetMarginMode,
+    SetMmp,
+    SetPortfolioMargin,
     Side,
     TimeInForce,
     Transfer,
     Withdraw,
 )
 from rollbook.sequencer import (
+    MASS_QUOTE_QUOTES_MAX,
     Eip712Domain,
     RegisterAgent,
     RevokeAgent,
@@ -80,6 +85,13 @@ addresses = st.binary(min_size=20, max_size=20)
 u16 = st.integers(0, 0xFFFF)
 u64 = st.integers(0, (1 << 64) - 1)
 i64 = st.integers(-(1 << 63), (1 << 63) - 1)
+u32 = st.integers(0, (1 << 32) - 1)
+quotes = st.builds(Quote, u16, st.sampled_from(Side), u64, u64)
+
+
+def quote_ladders(max_size: int = MASS_QUOTE_QUOTES_MAX) -> st.SearchStrategy[tuple[Quote, ...]]:
+    """0..max_size quotes (the empty ladder pulls every quote)."""
+    return st.lists(quotes, max_size=max_size).map(tuple)
 
 
 def action_strategy(kind: type) -> st.SearchStrategy[UserAction]:
@@ -97,13 +109,17 @@ def action_strategy(kind: type) -> st.SearchStrategy[UserAction]:
         MoveIsolatedMargin: st.builds(MoveIsolatedMargin, addresses, u16, u16, i64),
         RegisterAgent: st.builds(RegisterAgent, addresses, addresses, u64, st.none() | u16),
         RevokeAgent: st.builds(RevokeAgent, addresses, addresses),
+        SetPortfolioMargin: st.builds(SetPortfolioMargin, addresses, u16, st.booleans()),
+        SetMmp: st.builds(SetMmp, addresses, u16, u32, u32, u32, u64, u64, u64),
+        MassQuote: st.builds(MassQuote, addresses, u16, u32, quote_ladders()),
     }
     return strategies[kind]
 
 
 ACTION_KINDS: tuple[type, ...] = (
     PlaceOrder, CancelOrder, CancelOrderByClientId, CancelAll, ModifyOrder, Withdraw, Transfer,
-    SetMarginMode, MoveIsolatedMargin, RegisterAgent, RevokeAgent,
+    SetMarginMode, MoveIsolatedMargin, RegisterAgent, RevokeAgent, SetPortfolioMargin, SetMmp,
+    MassQuote,
 )
 any_action = st.one_of(*(action_strategy(kind) for kind in ACTION_KINDS))
 

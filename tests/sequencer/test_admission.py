@@ -29,9 +29,14 @@ from rollbook.execution.txs import (
     CancelAll,
     CancelOrder,
     CancelOrderByClientId,
+    MassQuote,
     ModifyOrder,
     MoveIsolatedMargin,
+    Quote,
     SetMarginMode,
+    SetMmp,
+    SetPortfolioMargin,
+    Side,
     Transfer,
     Withdraw,
 )
@@ -168,11 +173,14 @@ def test_check_changes_nothing(state: AdmissionState) -> None:
 AGENT_TRADES: list[UserAction] = [
     place(), CancelOrder(OWNER, 0, 1), CancelOrderByClientId(OWNER, 0, 7), CancelAll(OWNER, 0),
     ModifyOrder(OWNER, 0, 1, 1_000_000, 3), SetMarginMode(OWNER, 0, 1, True),
-    MoveIsolatedMargin(OWNER, 0, 1, -5),
+    MoveIsolatedMargin(OWNER, 0, 1, -5), SetMmp(OWNER, 0, 1, 1_000, 5_000, 10**9, 0, 0),
+    MassQuote(OWNER, 0, 1, (Quote(2, Side.BUY, 100, 1), Quote(2, Side.SELL, 120, 1))),
+    MassQuote(OWNER, 0, 1, ()),
 ]
 OWNER_ONLY: list[UserAction] = [
     Withdraw(OWNER, 0, 5), Transfer(OWNER, 0, OTHER, 0, 5),
     RegisterAgent(OWNER, OTHER, T + DAY_MS), RevokeAgent(OWNER, AGENT),
+    SetPortfolioMargin(OWNER, 0, True),  # the margin regime is the owner's risk decision
 ]
 
 

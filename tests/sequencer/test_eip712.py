@@ -12,20 +12,35 @@ from eth_account import Account
 from eth_account.messages import SignableMessage, encode_typed_data
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from seq_helpers import ACTION_KINDS, DOMAIN, OWNER, action_strategy, address_of, u64
+from seq_helpers import (
+    ACTION_KINDS,
+    DOMAIN,
+    OWNER,
+    action_strategy,
+    address_of,
+    quote_ladders,
+    u16,
+    u32,
+    u64,
+)
 
 from rollbook.execution.crypto import SECP256K1_N, keccak256
 from rollbook.execution.txs import (
     CancelAll,
     Deposit,
     FundingTick,
+    MassQuote,
     MoveIsolatedMargin,
     PlaceOrder,
+    Quote,
     SetMarginMode,
+    SetMmp,
+    SetPortfolioMargin,
     Side,
     Withdraw,
 )
 from rollbook.sequencer import (
+    MASS_QUOTE_QUOTES_MAX,
     AdmissionCode,
     AdmissionError,
     Eip712Domain,
@@ -98,6 +113,14 @@ def test_type_strings_are_pinned() -> None:
         "RegisterAgent": "RegisterAgent(address owner,bool allSubaccounts,uint16 subaccount,"
                          "address agent,uint64 expiryMs,uint64 nonce)",
         "RevokeAgent": "RevokeAgent(address owner,address agent,uint64 nonce)",
+        "SetPortfolioMargin": "SetPortfolioMargin(address owner,uint16 subaccount,bool enabled,"
+                              "uint64 nonce)",
+        "SetMmp": "SetMmp(address owner,uint16 subaccount,uint32 indexId,uint32 windowMs,"
+                  "uint32 frozenMs,uint64 quantityLimitNanounits,uint64 deltaLimitNanounits,"
+                  "uint64 vegaLimitQuantums,uint64 nonce)",
+        "MassQuote": "MassQuote(address owner,uint16 subaccount,uint32 indexId,Quote[] quotes,"
+                     "uint64 nonce)Quote(uint16 marketId,uint8 side,uint64 priceTicks,"
+                     "uint64 sizeLots)",
     }
     assert {kind.__name__: type_string(kind) for kind in ACTION_KINDS} == expected
 
@@ -134,6 +157,19 @@ def test_register_agent_scope_has_one_spelling() -> None:
     (MoveIsolatedMargin(OWNER, 0, 1, 1 << 63), 1),  # beyond int64
     (CancelAll(OWNER, 0, 0), 1 << 64),  # nonce beyond uint64
     (RegisterAgent(OWNER, b"\x01" * 20, 1, 1 << 16), 1),
+    (SetPortfolioMargin(OWNER, 0, 1), 1),  # type: ignore[arg-type]  # int for a bool
+    (SetMmp(OWNER, 0, 1 << 32, 1, 1, 1, 1, 1), 1),  # index beyond uint32
+    (SetMmp(OWNER, 0, 1, 1 << 32, 1, 1, 1, 1), 1),  # window beyond uint32
+    (SetMmp(OWNER, 0, 1, 1, 1, 1, -1, 1), 1),  # negative limit
+    (SetMmp(OWNER, 0, 1, 1, 1, 1, 1, 1 << 64), 1),  # vega limit beyond uint64
+    (MassQuote(OWNER, 0, 1 << 32, ()), 1),
+    (MassQuote(OWNER, 0, 1, (Quote(1 << 16, Side.BUY, 1, 1),)), 1),  # market beyond uint16
+    (MassQuote(OWNER, 0, 1, (Quote(1, 3, 1, 1),)), 1),  # type: ignore[arg-type]  # not a Side
+    (MassQuote(OWNER, 0, 1, (Quote(1, Side.BUY, 1 << 64, 1),)), 1),
+    (MassQuote(OWNER, 0, 1, (Quote(1, Side.SELL, 1, -1),)), 1),
+    (MassQuote(OWNER, 0, 1, [Quote(1, Side.BUY, 1, 1)]), 1),  # type: ignore[arg-type]  # list
+    (MassQuote(OWNER, 0, 1, ((1, Side.BUY, 1, 1),)), 1),  # type: ignore[arg-type]  # no Quote
+    (MassQuote(OWNER, 0, 1, (Quote(1, Side.BUY, 1, 1),) * (MASS_QUOTE_QUOTES_MAX + 1)), 1),
 ])
 def test_out_of_range_fields_are_refused(action: object, nonce_ms: int) -> None:
     with pytest.raises(AdmissionError) as refused:
@@ -153,3 +189,53 @@ def test_domain_validates_its_fields() -> None:
         Eip712Domain(0, bytes(20))
     with pytest.raises(ValueError):
         Eip712Domain(1, bytes(19))
+
+
+# --- MassQuote: an array of structs ---------------------------------------------------------------
+
+_QUOTE_TYPE = b"Quote(uint16 marketId,uint8 side,uint64 priceTicks,uint64 sizeLots)"
+
+
+def _word(value: int) -> bytes:
+    return value.to_bytes(32, "big")
+
+
+@settings(max_examples=60, deadline=None)
+@given(owner=st.binary(min_size=20, max_size=20), subaccount=u16, index_id=u32,
+       quotes=quote_ladders(), nonce_ms=u64)
+def test_mass_quote_digest_is_eip712_over_the_quote_array(
+        owner: bytes, subaccount: int, index_id: int, quotes: tuple[Quote, ...],
+        nonce_ms: int) -> None:
+    action = MassQuote(owner, subaccount, index_id, quotes)
+    # written out from the EIP-712 rules, independently of the implementation
+    element_hashes = b"".join(
+        keccak256(keccak256(_QUOTE_TYPE) + _word(q.market_id) + _word(q.side)
+                  + _word(q.price_ticks) + _word(q.size_lots)) for q in quotes)
+    primary = (b"MassQuote(address owner,uint16 subaccount,uint32 indexId,Quote[] quotes,"
+               b"uint64 nonce)" + _QUOTE_TYPE)
+    struct_hash = keccak256(keccak256(primary) + bytes(12) + owner + _word(subaccount)
+                            + _word(index_id) + keccak256(element_hashes) + _word(nonce_ms))
+    assert signing_digest(DOMAIN, action, nonce_ms) == keccak256(
+        b"\x19\x01" + DOMAIN.separator + struct_hash)
+    signable = encode_typed_data(full_message=typed_data(DOMAIN, action, nonce_ms))
+    assert eip191_digest(signable) == signing_digest(DOMAIN, action, nonce_ms)
+    message = typed_data(DOMAIN, action, nonce_ms)["message"]
+    assert len(message["quotes"]) == len(quotes)
+
+
+@pytest.mark.parametrize("count", [0, 1, 2, MASS_QUOTE_QUOTES_MAX])
+def test_mass_quote_sizes_sign_and_recover(count: int) -> None:
+    key = (0xC0FFEE).to_bytes(32, "big")
+    quotes = tuple(Quote(2 + i % 3, Side(1 + i % 2), 1_000 + i, 1 + i) for i in range(count))
+    action = MassQuote(address_of(key), 0, 1, quotes)
+    signable = encode_typed_data(full_message=typed_data(DOMAIN, action, 5))
+    theirs = Account.sign_message(signable, private_key=key).signature
+    assert recover_signer(DOMAIN, SignedTransaction(action, 5, bytes(theirs))).signer \
+        == address_of(key)
+
+
+def test_quote_order_and_content_change_the_digest() -> None:
+    a, b = Quote(1, Side.BUY, 10, 1), Quote(1, Side.SELL, 11, 1)
+    digests = {signing_digest(DOMAIN, MassQuote(OWNER, 0, 1, quotes), 1)
+               for quotes in [(), (a,), (b,), (a, b), (b, a), (a, a)]}
+    assert len(digests) == 6

@@ -202,3 +202,24 @@ def test_refusals_pickle_with_their_code() -> None:
 
     error = AdmissionError(AdmissionCode.SIGNATURE_HIGH_S, "detail")
     assert pickle.loads(pickle.dumps(error)) == error
+
+
+def test_option_actions_encode_as_kind_1_and_round_trip() -> None:
+    from rollbook.execution.txs import MassQuote, Quote, SetMmp, SetPortfolioMargin
+    from rollbook.sequencer import MASS_QUOTE_QUOTES_MAX
+
+    full = MassQuote(OWNER, 3, 1, (Quote(2, Side.SELL, 10, 1),) * MASS_QUOTE_QUOTES_MAX)
+    for action in (SetPortfolioMargin(OWNER, 1, True), SetMmp(OWNER, 1, 2, 3, 4, 5, 6, 7),
+                   MassQuote(OWNER, 0, 1, ()), full):
+        signed = SignedTransaction(action, T0_MS, bytes(65))
+        encoded = encode_signed_transaction(signed)
+        assert encoded[1] == 1  # kind 1: the STF encoding
+        assert encoded[75:] == encode_transaction(action)
+        assert len(encoded) <= SIGNED_TRANSACTION_BYTES_MAX
+        assert decode_signed_transaction(encoded) == signed
+    # one quote past the STF's bound is not a signed transaction, even when it fits the bytes
+    over = MassQuote(OWNER, 0, 1, (Quote(2, Side.SELL, 10, 1),) * (MASS_QUOTE_QUOTES_MAX + 1))
+    prefix = bytes([1, 1]) + T0_MS.to_bytes(8, "big") + bytes(65)
+    with pytest.raises(AdmissionError) as error:
+        decode_signed_transaction(prefix + encode_transaction(over))
+    assert error.value.code == AdmissionCode.MALFORMED_ENCODING

@@ -42,12 +42,16 @@ from rollbook.execution.txs import (
     CancelAll,
     CancelOrder,
     CancelOrderByClientId,
+    MassQuote,
     ModifyOrder,
     MoveIsolatedMargin,
     OrderType,
     PlaceOrder,
+    Quote,
     SelfTradePrevention,
     SetMarginMode,
+    SetMmp,
+    SetPortfolioMargin,
     Side,
     TimeInForce,
     Transfer,
@@ -58,6 +62,7 @@ from rollbook.gateway.messages import AckOut, ActionResult, ErrorBody
 from rollbook.gateway.views import (
     UPDATE_TYPES,
     AccountOut,
+    AccountRiskOut,
     BatchOut,
     BookOut,
     InfoOut,
@@ -85,6 +90,8 @@ WS_MESSAGE_BYTES_MAX = 16 << 20  # book snapshots of deep books are the largest 
 T = TypeVar("T")
 
 SideLike = Side | Literal["buy", "sell"]
+# a quote: a ``Quote``, or (market_id, side, price_ticks, size_lots)
+QuoteLike = Quote | tuple[int, SideLike, int, int]
 _ORDER_TYPES = {"limit": OrderType.LIMIT, "market": OrderType.MARKET}
 _TIFS = {"gtc": TimeInForce.GTC, "ioc": TimeInForce.IOC, "fok": TimeInForce.FOK,
          "post_only": TimeInForce.POST_ONLY}
@@ -109,6 +116,13 @@ def _side(side: SideLike) -> Side:
     if isinstance(side, Side):
         return side
     return {"buy": Side.BUY, "sell": Side.SELL}[side]
+
+
+def _quote(quote: QuoteLike) -> Quote:
+    if isinstance(quote, Quote):
+        return quote
+    market_id, side, price_ticks, size_lots = quote
+    return Quote(market_id, _side(side), price_ticks, size_lots)
 
 
 def _address(value: bytes | str) -> bytes:
@@ -305,6 +319,12 @@ class AsyncClient:
         who = self._owner() if owner is None else _address(owner)
         return await self._get(f"/v1/accounts/0x{who.hex()}/{subaccount}", AccountOut)
 
+    async def account_risk(self, owner: bytes | str | None = None, subaccount: int = 0) -> Any:
+        """Greeks per position, group and account, and the margin breakdown (equity, initial,
+        maintenance; per index in portfolio mode every scenario's loss and the worst one)."""
+        who = self._owner() if owner is None else _address(owner)
+        return await self._get(f"/v1/accounts/0x{who.hex()}/{subaccount}/risk", AccountRiskOut)
+
     async def batches(self, start: int | None = None, limit: int = 100) -> list[Any]:
         params = {"limit": limit} if start is None else {"limit": limit, "start": start}
         return await self._get("/v1/batches", list[BatchOut], params)
@@ -453,6 +473,31 @@ class AsyncClient:
                                    subaccount: int = 0) -> AckOut:
         return await self.act(self.sign(MoveIsolatedMargin(self._owner(), subaccount, market_id,
                                                            amount_quantums)))
+
+    async def set_portfolio_margin(self, enabled: bool, subaccount: int = 0) -> AckOut:
+        """Portfolio (True) or standard margin for the cross group (owner key only)."""
+        return await self.act(self.sign(SetPortfolioMargin(self._owner(), subaccount, enabled)))
+
+    async def set_mmp(self, index_id: int, window_ms: int, frozen_ms: int = 0, *,
+                      quantity_limit_nanounits: int = 0, delta_limit_nanounits: int = 0,
+                      vega_limit_quantums: int = 0, subaccount: int = 0) -> AckOut:
+        """Market-maker protection on an option index (all limits 0: off; also lifts a
+        freeze)."""
+        return await self.act(self.sign(SetMmp(
+            self._owner(), subaccount, index_id, window_ms, frozen_ms, quantity_limit_nanounits,
+            delta_limit_nanounits, vega_limit_quantums)))
+
+    def mass_quote_action(self, index_id: int, quotes: Sequence[QuoteLike], *,
+                          subaccount: int = 0, nonce_ms: int | None = None,
+                          ) -> wire.SignedAction:
+        """A signed mass quote (exact ticks and lots; an empty ladder pulls every quote)."""
+        return self.sign(MassQuote(self._owner(), subaccount, index_id,
+                                   tuple(_quote(q) for q in quotes)), nonce_ms)
+
+    async def mass_quote(self, index_id: int, quotes: Sequence[QuoteLike], *,
+                         subaccount: int = 0) -> AckOut:
+        """Replace the quote ladder on ``index_id`` (post-only, all or nothing)."""
+        return await self.act(self.mass_quote_action(index_id, quotes, subaccount=subaccount))
 
     async def register_agent(self, agent: bytes | str, expiry_ms: int,
                              subaccount: int | None = None) -> AckOut:

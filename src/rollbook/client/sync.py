@@ -14,7 +14,7 @@ import threading
 from collections.abc import Coroutine, Iterator, Sequence
 from typing import Any, TypeVar
 
-from rollbook.client.aio import AsyncClient, Stream, Update
+from rollbook.client.aio import AsyncClient, QuoteLike, Stream, Update
 from rollbook.client.signing import MarketRounding, Number, Signer
 from rollbook.gateway.actions import SignedAction
 from rollbook.gateway.messages import AckOut, ActionResult
@@ -100,6 +100,9 @@ class Client:
     def account(self, owner: bytes | str | None = None, subaccount: int = 0) -> Any:
         return self._run(self._async.account(owner, subaccount))
 
+    def account_risk(self, owner: bytes | str | None = None, subaccount: int = 0) -> Any:
+        return self._run(self._async.account_risk(owner, subaccount))
+
     def batches(self, start: int | None = None, limit: int = 100) -> list[Any]:
         return self._run(self._async.batches(start, limit))
 
@@ -166,6 +169,21 @@ class Client:
                              subaccount: int = 0) -> AckOut:
         return self._run(self._async.move_isolated_margin(market_id, amount_quantums,
                                                           subaccount))
+
+    def set_portfolio_margin(self, enabled: bool, subaccount: int = 0) -> AckOut:
+        return self._run(self._async.set_portfolio_margin(enabled, subaccount))
+
+    def set_mmp(self, index_id: int, window_ms: int, frozen_ms: int = 0,
+                **options: Any) -> AckOut:
+        return self._run(self._async.set_mmp(index_id, window_ms, frozen_ms, **options))
+
+    def mass_quote_action(self, index_id: int, quotes: Sequence[QuoteLike],
+                          **options: Any) -> SignedAction:
+        return self._async.mass_quote_action(index_id, quotes, **options)
+
+    def mass_quote(self, index_id: int, quotes: Sequence[QuoteLike],
+                   subaccount: int = 0) -> AckOut:
+        return self._run(self._async.mass_quote(index_id, quotes, subaccount=subaccount))
 
     def register_agent(self, agent: bytes | str, expiry_ms: int,
                        subaccount: int | None = None) -> AckOut:

@@ -41,18 +41,27 @@ from rollbook.execution.txs import (
     CancelAll,
     CancelOrder,
     CancelOrderByClientId,
+    MassQuote,
     ModifyOrder,
     MoveIsolatedMargin,
     OrderType,
     PlaceOrder,
+    Quote,
     SelfTradePrevention,
     SetMarginMode,
+    SetMmp,
+    SetPortfolioMargin,
     Side,
     TimeInForce,
     Transfer,
     Withdraw,
 )
-from rollbook.sequencer.eip712 import RegisterAgent, RevokeAgent, UserAction
+from rollbook.sequencer.eip712 import (
+    MASS_QUOTE_QUOTES_MAX,
+    RegisterAgent,
+    RevokeAgent,
+    UserAction,
+)
 from rollbook.sequencer.errors import AdmissionCode, AdmissionError
 from rollbook.sequencer.signatures import SIGNATURE_BYTES, SignedTransaction
 
@@ -63,12 +72,16 @@ __all__ = [
     "CancelAllAction",
     "CancelByClientIdAction",
     "CancelOrderAction",
+    "MassQuoteAction",
     "ModifyOrderAction",
     "MoveIsolatedMarginAction",
     "PlaceOrderAction",
+    "QuoteIn",
     "RegisterAgentAction",
     "RevokeAgentAction",
     "SetMarginModeAction",
+    "SetMmpAction",
+    "SetPortfolioMarginAction",
     "SignedAction",
     "TransferAction",
     "WithdrawAction",
@@ -76,6 +89,7 @@ __all__ = [
     "address_hex",
     "from_signed",
     "market_of",
+    "markets_of",
     "to_signed",
 ]
 
@@ -89,6 +103,7 @@ SignatureHex = Annotated[str, msgspec.Meta(
     pattern="^0x([0-9a-fA-F]{2})*$", max_length=SIGNATURE_HEX_CHARS_MAX,
     description="65-byte r || s || v (v = 27 or 28, low s), 0x-prefixed hex")]
 U16 = Annotated[int, msgspec.Meta(ge=0, le=0xFFFF)]
+U32 = Annotated[int, msgspec.Meta(ge=0, le=0xFFFF_FFFF)]
 U64 = Annotated[int, msgspec.Meta(ge=0, description="unsigned 64-bit integer")]
 I64 = Annotated[int, msgspec.Meta(ge=_INT64_MIN, le=_INT64_MAX)]
 Nonce = Annotated[int, msgspec.Meta(
@@ -235,6 +250,56 @@ class RevokeAgentAction(_Action, tag="revoke_agent", kw_only=True, frozen=True):
     agent: Address
 
 
+class SetPortfolioMarginAction(_Action, tag="set_portfolio_margin", kw_only=True, frozen=True):
+    """Portfolio margin (``enabled`` true: scenario-based, per index) or standard per-position
+    margin for the subaccount's cross group. Owner key only (it changes the account's leverage)."""
+
+    owner: Address
+    subaccount: U16 = 0
+    enabled: bool
+
+
+class SetMmpAction(_Action, tag="set_mmp", kw_only=True, frozen=True):
+    """Market-maker protection for the subaccount's quotes on an option index: when fills in
+    ``window_ms`` reach a limit (quantity in nanounits of the underlying, absolute delta in
+    nanounits, vega in quantums per vol point; 0: no limit), the ladder is pulled and quoting is
+    frozen for ``frozen_ms`` (0: until the next SetMmp). All limits 0 turns protection off;
+    setting it again lifts a freeze. An agent may sign this."""
+
+    owner: Address
+    subaccount: U16 = 0
+    index_id: U32
+    window_ms: U32
+    frozen_ms: U32 = 0
+    quantity_limit_nanounits: U64 = 0
+    delta_limit_nanounits: U64 = 0
+    vega_limit_quantums: U64 = 0
+
+
+class QuoteIn(msgspec.Struct, forbid_unknown_fields=True, frozen=True, kw_only=True):
+    """One post-only quote of a mass quote."""
+
+    market_id: U16
+    side: SideName
+    price_ticks: U64
+    size_lots: U64
+
+
+Quotes = Annotated[list[QuoteIn], msgspec.Meta(
+    max_length=MASS_QUOTE_QUOTES_MAX,
+    description=f"at most {MASS_QUOTE_QUOTES_MAX} quotes; empty pulls the ladder")]
+
+
+class MassQuoteAction(_Action, tag="mass_quote", kw_only=True, frozen=True):
+    """Replace the subaccount's quote ladder on an option index with ``quotes`` (post-only,
+    all or nothing); no quotes pulls the ladder. An agent may sign this."""
+
+    owner: Address
+    subaccount: U16 = 0
+    index_id: U32
+    quotes: Quotes
+
+
 SignedAction = (
     PlaceOrderAction
     | CancelOrderAction
@@ -247,12 +312,16 @@ SignedAction = (
     | MoveIsolatedMarginAction
     | RegisterAgentAction
     | RevokeAgentAction
+    | SetPortfolioMarginAction
+    | SetMmpAction
+    | MassQuoteAction
 )
 
 ACTION_STRUCTS: tuple[type[_Action], ...] = (
     PlaceOrderAction, CancelOrderAction, CancelByClientIdAction, CancelAllAction,
     ModifyOrderAction, WithdrawAction, TransferAction, SetMarginModeAction,
-    MoveIsolatedMarginAction, RegisterAgentAction, RevokeAgentAction,
+    MoveIsolatedMarginAction, RegisterAgentAction, RevokeAgentAction, SetPortfolioMarginAction,
+    SetMmpAction, MassQuoteAction,
 )
 ACTION_TYPE_NAMES: dict[type[_Action], str] = {
     cls: str(cls.__struct_config__.tag) for cls in ACTION_STRUCTS}
@@ -283,6 +352,16 @@ def _place(a: Any) -> UserAction:
                       _STP[a.self_trade])
 
 
+def _set_mmp(a: Any) -> UserAction:
+    return SetMmp(address_bytes(a.owner), a.subaccount, a.index_id, a.window_ms, a.frozen_ms,
+                  a.quantity_limit_nanounits, a.delta_limit_nanounits, a.vega_limit_quantums)
+
+
+def _mass_quote(a: Any) -> UserAction:
+    return MassQuote(address_bytes(a.owner), a.subaccount, a.index_id, tuple(
+        Quote(q.market_id, _SIDE[q.side], q.price_ticks, q.size_lots) for q in a.quotes))
+
+
 _TO_ACTION: dict[type[_Action], Callable[[Any], UserAction]] = {
     PlaceOrderAction: _place,
     CancelOrderAction: lambda a: CancelOrder(address_bytes(a.owner), a.subaccount, a.order_id),
@@ -302,6 +381,10 @@ _TO_ACTION: dict[type[_Action], Callable[[Any], UserAction]] = {
     RegisterAgentAction: lambda a: RegisterAgent(address_bytes(a.owner), address_bytes(a.agent),
                                                  a.expiry_ms, a.subaccount),
     RevokeAgentAction: lambda a: RevokeAgent(address_bytes(a.owner), address_bytes(a.agent)),
+    SetPortfolioMarginAction: lambda a: SetPortfolioMargin(address_bytes(a.owner), a.subaccount,
+                                                           a.enabled),
+    SetMmpAction: _set_mmp,
+    MassQuoteAction: _mass_quote,
 }
 assert set(_TO_ACTION) == set(ACTION_STRUCTS)
 
@@ -320,6 +403,14 @@ def market_of(wire: SignedAction) -> int | None:
                   | MoveIsolatedMarginAction):
         return wire.market_id
     return None
+
+
+def markets_of(wire: SignedAction) -> tuple[int, ...]:
+    """Every market an action names, in order, without repeats (a mass quote names several)."""
+    if isinstance(wire, MassQuoteAction):
+        return tuple(dict.fromkeys(q.market_id for q in wire.quotes))
+    market_id = market_of(wire)
+    return () if market_id is None else (market_id,)
 
 
 def from_signed(signed: SignedTransaction) -> SignedAction:
@@ -371,4 +462,20 @@ def from_signed(signed: SignedTransaction) -> SignedAction:
     if isinstance(a, RevokeAgent):
         return RevokeAgentAction(owner=address_hex(a.owner), agent=address_hex(a.agent),
                                  nonce=nonce, signature=sig)
+    if isinstance(a, SetPortfolioMargin):
+        return SetPortfolioMarginAction(owner=address_hex(a.owner), subaccount=a.subaccount,
+                                        enabled=a.enabled, nonce=nonce, signature=sig)
+    if isinstance(a, SetMmp):
+        return SetMmpAction(owner=address_hex(a.owner), subaccount=a.subaccount,
+                            index_id=a.index_id, window_ms=a.window_ms, frozen_ms=a.frozen_ms,
+                            quantity_limit_nanounits=a.quantity_limit_nanounits,
+                            delta_limit_nanounits=a.delta_limit_nanounits,
+                            vega_limit_quantums=a.vega_limit_quantums, nonce=nonce,
+                            signature=sig)
+    if isinstance(a, MassQuote):
+        return MassQuoteAction(owner=address_hex(a.owner), subaccount=a.subaccount,
+                               index_id=a.index_id, quotes=[
+                                   QuoteIn(market_id=q.market_id, side=_SIDE_NAME[q.side],
+                                           price_ticks=q.price_ticks, size_lots=q.size_lots)
+                                   for q in a.quotes], nonce=nonce, signature=sig)
     raise AdmissionError(AdmissionCode.UNSUPPORTED_ACTION, type(a).__name__)

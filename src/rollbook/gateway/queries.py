@@ -22,6 +22,7 @@ from rollbook.gateway.errors import ApiError, GatewayCode
 from rollbook.gateway.schemas import jsonable
 from rollbook.gateway.views import (
     AccountOut,
+    AccountRiskOut,
     BatchOut,
     BookOut,
     DomainOut,
@@ -132,6 +133,17 @@ def query_routes(gateway: Gateway) -> list[Route]:
                            f"{request.match_info['owner']}/{subaccount}")
         return _json(jsonable(view))
 
+    async def account_risk(request: web.Request) -> web.StreamResponse:
+        _query(request, {})
+        owner = _owner(request.match_info["owner"])
+        subaccount = _uint_param(request.match_info["subaccount"], "subaccount", 0,
+                                 s.SUBACCOUNT_MAX)
+        view = await node.account_risk(owner, subaccount)
+        if view is None:
+            raise ApiError(GatewayCode.UNKNOWN_ACCOUNT,
+                           f"{request.match_info['owner']}/{subaccount}")
+        return _json(jsonable(view))
+
     async def batches(request: web.Request) -> web.StreamResponse:
         params = _query(request, {"start": (-1, 0, s.INDEX_MAX),
                                   "limit": (s.BATCHES_LIMIT_DEFAULT, 1, s.BATCHES_LIMIT_MAX)})
@@ -192,6 +204,13 @@ def query_routes(gateway: Gateway) -> list[Route]:
         get("/v1/accounts/{owner}/{subaccount}", "account",
             "Account state: collateral, positions, margin, open orders, recent fills", account,
             AccountOut, (s._OWNER_PARAM, s._SUBACCOUNT_PARAM)),
+        get("/v1/accounts/{owner}/{subaccount}/risk", "accountRisk",
+            "Account risk: Greeks per position, group and account; equity, initial and "
+            "maintenance margin; per index in portfolio mode every scenario's loss and the "
+            "worst one", account_risk, AccountRiskOut, (s._OWNER_PARAM, s._SUBACCOUNT_PARAM),
+            description="Integers with units in their names: delta in nanounits of the "
+                        "underlying, gamma in nanounits per USD, vega in quantums per vol "
+                        "point, theta in quantums per day; margin in quantums (10^-6 USDC)."),
         get("/v1/batches", "batches", "Batches with their roots and L1 status", batches,
             list[BatchOut], (start, limit_batches)),
         get("/v1/batches/{index}", "batch", "One batch with its root and L1 status", batch,

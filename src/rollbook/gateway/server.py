@@ -22,8 +22,10 @@ Routes (``/openapi.json`` documents every one; a test checks that nothing is lef
 ``/v1/batches/{index}``, ``/v1/withdrawals/{withdrawal_id}/proof``, ``/v1/status``; the action
 routes ``POST /v1/orders`` (place), ``/v1/orders/cancel``, ``/v1/orders/cancel-by-client-id``,
 ``/v1/orders/cancel-all``, ``/v1/orders/modify``, ``/v1/orders/batch``, ``/v1/withdraw``,
-``/v1/transfer``, ``/v1/margin/mode``, ``/v1/margin/isolated``, ``/v1/agents/register``,
-``/v1/agents/revoke``, ``/v1/actions`` (any action, tagged by ``type``); and ``GET /ws``
+``/v1/transfer``, ``/v1/margin/mode``, ``/v1/margin/isolated``, ``/v1/margin/portfolio``,
+``/v1/mmp``, ``/v1/quotes/mass``, ``/v1/agents/register``, ``/v1/agents/revoke``,
+``/v1/actions`` (any action, tagged by ``type``); the risk view
+``/v1/accounts/{owner}/{subaccount}/risk``; and ``GET /ws``
 (protocol in ``rollbook.gateway.messages``).
 
 Limits: per connection at most ``ws_in_flight_max`` unanswered actions (``TOO_MANY_IN_FLIGHT``)
@@ -373,6 +375,12 @@ class Gateway:
             ("/v1/agents/register", "registerAgent", "Register an agent (API) key",
              wire.RegisterAgentAction),
             ("/v1/agents/revoke", "revokeAgent", "Revoke an agent key", wire.RevokeAgentAction),
+            ("/v1/margin/portfolio", "setPortfolioMargin",
+             "Portfolio or standard margin for the cross group", wire.SetPortfolioMarginAction),
+            ("/v1/mmp", "setMmp", "Market-maker protection for an option index's quotes",
+             wire.SetMmpAction),
+            ("/v1/quotes/mass", "massQuote", "Replace the quote ladder on an option index",
+             wire.MassQuoteAction),
         ):
             routes.append(Route("POST", path, op, summary, "actions",
                                 self._action_handler(struct), body=struct,
@@ -440,9 +448,9 @@ class Gateway:
 
     async def _prepare(self, action: wire.SignedAction) -> SignedTransaction:
         """Steps 3 and 4 of the module docstring; the signed transaction for the node."""
-        market_id = wire.market_of(action)
-        if market_id is not None and market_id != 0:
-            await self.check_market(market_id)
+        for market_id in wire.markets_of(action):
+            if market_id != 0:
+                await self.check_market(market_id)
         signed = wire.to_signed(action)
         if self.limiter is not None:
             self.limiter.acquire(signed.action.owner, action_cost_tokens(signed.action))
@@ -547,7 +555,7 @@ class Gateway:
             self.stats.refused += 1
             refusal = (ApiError(AdmissionCode.PAYLOAD_TOO_LARGE,
                                 f"more than {ACTIONS_PER_REQUEST_MAX} actions")
-                       if "Expected `array` of length <=" in str(error) else decode_error(error))
+                       if _too_many_actions(error) else decode_error(error))
             result = error_result(refusal)
             return _json_response(result, result.status)
         return _json_response(BatchResult(await self.submit_batch(batch.actions)))
@@ -589,7 +597,7 @@ class Gateway:
         except msgspec.ValidationError as error:
             code = (ApiError(AdmissionCode.PAYLOAD_TOO_LARGE,
                              f"more than {ACTIONS_PER_REQUEST_MAX} actions")
-                    if "Expected `array` of length <=" in str(error) else decode_error(error))
+                    if _too_many_actions(error) else decode_error(error))
             self._ws_error(connection, _salvage_id(data), code)
             return
         except (msgspec.DecodeError, RecursionError) as error:
@@ -716,6 +724,12 @@ _UPDATE_KINDS = {"BookView": "book_snapshot", "BookDelta": "book_delta", "TradeV
 def update_kind(item: object) -> str:
     name = type(item).__name__
     return _UPDATE_KINDS.get(name, name.lower())
+
+
+def _too_many_actions(error: Exception) -> bool:
+    """The batch's own action array is too long (not, say, a mass quote's quotes inside it)."""
+    text = str(error)
+    return "Expected `array` of length <=" in text and text.endswith("at `$.actions`")
 
 
 def _salvage_id(data: bytes) -> RequestId:

@@ -17,6 +17,7 @@ from rollbook.gateway.actions import Address
 from rollbook.gateway.schemas import tag_record, wire_type
 from rollbook.node.views import (
     AccountEvent,
+    AccountRiskView,
     AccountView,
     BatchView,
     BookDelta,
@@ -32,6 +33,7 @@ __all__ = [
     "UPDATE_TYPES",
     "AccountEventOut",
     "AccountOut",
+    "AccountRiskOut",
     "BatchOut",
     "BookDeltaOut",
     "BookOut",
@@ -52,6 +54,7 @@ BookDeltaOut: Any = wire_type(BookDelta)
 TradeOut: Any = wire_type(TradeView)
 AccountOut: Any = wire_type(AccountView)
 AccountEventOut: Any = wire_type(AccountEvent)
+AccountRiskOut: Any = wire_type(AccountRiskView)
 BatchOut: Any = wire_type(BatchView)
 StatusOut: Any = wire_type(NodeStatus)
 WithdrawalProofOut: Any = wire_type(WithdrawalClaim)

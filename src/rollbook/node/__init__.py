@@ -15,6 +15,7 @@ from rollbook.node.core import ManualPriceFeed, Node, NodeError, NodeUnavailable
 from rollbook.node.feeds import SUBSCRIBER_QUEUE_DEFAULT, Subscription, SubscriptionLagged
 from rollbook.node.views import (
     AccountEvent,
+    AccountRiskView,
     AccountView,
     Ack,
     BatchView,
@@ -34,6 +35,7 @@ __all__ = [
     "DEMO_ORACLE_KEY",
     "SUBSCRIBER_QUEUE_DEFAULT",
     "AccountEvent",
+    "AccountRiskView",
     "AccountView",
     "Ack",
     "BatchView",

@@ -71,6 +71,8 @@ from rollbook.execution.config import InstrumentKind, VenueConfig
 from rollbook.execution.crypto import keccak256, sign_digest
 from rollbook.execution.encoding import ENCODING_VERSION
 from rollbook.execution.margin import group_risk
+from rollbook.execution.options.portfolio import Greeks, PortfolioMargin
+from rollbook.execution.options.views import GroupRisk, account_risk
 from rollbook.execution.oracle import oracle_message_digest
 from rollbook.execution.state import State, genesis_state
 from rollbook.execution.txs import (
@@ -105,14 +107,20 @@ from rollbook.node.snapshot import (
     write_snapshot,
 )
 from rollbook.node.views import (
+    AccountRiskView,
     AccountView,
     Ack,
     BatchView,
     BookView,
+    GreeksView,
     GroupView,
     MarketView,
     NodeStatus,
     OrderView,
+    PortfolioRiskView,
+    RiskGroupView,
+    RiskPositionView,
+    ScenarioView,
     TradeView,
 )
 from rollbook.sequencer.admission import AdmissionState
@@ -853,6 +861,14 @@ class Node:
     async def account(self, owner: bytes, subaccount: int = 0) -> AccountView | None:
         return await self._call_async(lambda: self._account(owner, subaccount))
 
+    def account_risk_sync(self, owner: bytes, subaccount: int = 0) -> AccountRiskView | None:
+        """Greeks and margin breakdown of a subaccount (None if unknown); read on the
+        sequencer thread like every account query."""
+        return self._call_sync(lambda: self._account_risk(owner, subaccount))
+
+    async def account_risk(self, owner: bytes, subaccount: int = 0) -> AccountRiskView | None:
+        return await self._call_async(lambda: self._account_risk(owner, subaccount))
+
     def status_sync(self) -> NodeStatus:
         return self._call_sync(self._status)
 
@@ -939,6 +955,17 @@ class Node:
                                  o.client_order_id, o.post_only) for o in sub.orders.values())
         return AccountView(owner, number, state.batch_index, equity_total, tuple(groups), orders,
                            self._hub.fills((owner, number)))
+
+    def _account_risk(self, owner: bytes, number: int) -> AccountRiskView | None:
+        engine = self._engine
+        assert engine is not None
+        risk = account_risk(engine.state, owner, number)
+        if risk is None:
+            return None
+        return AccountRiskView(
+            risk.owner, risk.subaccount, engine.state.batch_index, risk.portfolio_margin,
+            risk.equity_quantums, risk.initial_quantums, risk.maintenance_quantums,
+            _greeks_view(risk.greeks), tuple(_risk_group_view(g) for g in risk.groups))
 
     def _status(self) -> NodeStatus:
         engine = self._engine
@@ -1532,3 +1559,40 @@ def _code_version() -> str:
     return f"{__version__}/encoding-{ENCODING_VERSION}"
 
 
+
+
+def _greeks_view(greeks: Greeks) -> GreeksView:
+    return GreeksView(greeks.delta_nanounits, greeks.gamma_nanounits_per_usd,
+                      greeks.vega_quantums_per_vol_point, greeks.theta_quantums_per_day)
+
+
+def _portfolio_view(margin: PortfolioMargin) -> PortfolioRiskView:
+    worst = margin.worst_scenario
+    return PortfolioRiskView(
+        margin.index_id, margin.initial_quantums, margin.maintenance_quantums,
+        margin.worst_loss_quantums, margin.worst_scenario_index,
+        None if worst is None else ScenarioView(worst.move_ppm, worst.vol_shift_ppm,
+                                                worst.weight_ppm),
+        tuple(margin.scenario_losses_quantums), margin.delta_charge_quantums,
+        margin.short_option_charge_quantums, margin.valuation_allowance_quantums,
+        margin.options_value_quantums, _greeks_view(margin.greeks))
+
+
+def _risk_group_view(group: GroupRisk) -> RiskGroupView:
+    positions = []
+    for p in group.positions:
+        option = p.option
+        positions.append(RiskPositionView(
+            p.market_id, p.symbol, "perpetual" if option is None else "option",
+            None if option is None else option.option_type.name.lower(),
+            None if option is None else option.strike_quantums,
+            None if option is None else option.expiry_ms,
+            None if option is None else option.contract_size_nanounits,
+            p.size_lots, p.open_bid_lots, p.open_ask_lots, p.mark_price_quantums,
+            p.value_quantums, p.entry_notional_quantums, _greeks_view(p.greeks),
+            p.initial_quantums, p.maintenance_quantums))
+    return RiskGroupView(
+        group.group, group.portfolio_margin, group.in_liquidation, group.collateral_quantums,
+        group.equity_quantums, group.initial_quantums, group.maintenance_quantums,
+        _greeks_view(group.greeks), tuple(positions),
+        tuple(_portfolio_view(m) for m in group.portfolios))

@@ -16,6 +16,7 @@ from rollbook.execution.events import Event, Receipt
 __all__ = [
     "BATCH_STATUSES",
     "AccountEvent",
+    "AccountRiskView",
     "AccountView",
     "Ack",
     "BatchView",
@@ -23,11 +24,16 @@ __all__ = [
     "BookLevel",
     "BookView",
     "FillView",
+    "GreeksView",
     "GroupView",
     "MarketView",
     "NodeStatus",
     "OrderView",
+    "PortfolioRiskView",
     "PositionView",
+    "RiskGroupView",
+    "RiskPositionView",
+    "ScenarioView",
     "TradeView",
 ]
 
@@ -216,3 +222,99 @@ class NodeStatus:
     submitted_batch: int  # the last batch the contract accepted from this node
     final_batch: int
     publisher_error: str | None
+
+
+# --- risk (``Node.account_risk``: ``rollbook.execution.options.views.account_risk``) ------------
+
+@dataclass(frozen=True, slots=True)
+class GreeksView:
+    """Sensitivities, rounded half up: delta in nanounits of the underlying, gamma in nanounits
+    per USD of index move, vega in quantums per volatility point (0.01 of sigma), theta in
+    quantums per calendar day. A perpetual's delta is its exposure."""
+
+    delta_nanounits: int
+    gamma_nanounits_per_usd: int
+    vega_quantums_per_vol_point: int
+    theta_quantums_per_day: int
+
+
+@dataclass(frozen=True, slots=True)
+class ScenarioView:
+    """An index move and a relative volatility shift (ppm), and its loss weight (ppm)."""
+
+    move_ppm: int
+    vol_shift_ppm: int
+    weight_ppm: int
+
+
+@dataclass(frozen=True, slots=True)
+class PortfolioRiskView:
+    """Portfolio margin of one index: every scenario's weighted loss (negative is a gain), the
+    worst one, and the charges that make up the requirement."""
+
+    index_id: int
+    initial_quantums: int
+    maintenance_quantums: int
+    worst_loss_quantums: int
+    worst_scenario_index: int  # -1: no positions
+    worst_scenario: ScenarioView | None
+    scenario_losses_quantums: tuple[int, ...]
+    delta_charge_quantums: int
+    short_option_charge_quantums: int
+    valuation_allowance_quantums: int
+    options_value_quantums: int
+    greeks: GreeksView
+
+
+@dataclass(frozen=True, slots=True)
+class RiskPositionView:
+    """A position at its committed mark with its Greeks; option terms are null for a
+    perpetual; initial/maintenance are the position's own in standard mode (null in portfolio
+    mode, where the group's portfolios carry the requirement)."""
+
+    market_id: int
+    symbol: str
+    kind: str  # "perpetual" or "option"
+    option_type: str | None  # "call" or "put"
+    strike_quantums: int | None
+    expiry_ms: int | None
+    contract_size_nanounits: int | None
+    size_lots: int
+    open_bid_lots: int
+    open_ask_lots: int
+    mark_price_quantums: int
+    value_quantums: int
+    entry_notional_quantums: int
+    greeks: GreeksView
+    initial_quantums: int | None
+    maintenance_quantums: int | None
+
+
+@dataclass(frozen=True, slots=True)
+class RiskGroupView:
+    group: int  # 0: cross margin; otherwise the isolated market's id
+    portfolio_margin: bool
+    in_liquidation: bool
+    collateral_quantums: int
+    equity_quantums: int
+    initial_quantums: int
+    maintenance_quantums: int
+    greeks: GreeksView
+    positions: tuple[RiskPositionView, ...]
+    portfolios: tuple[PortfolioRiskView, ...]  # portfolio mode: one per index
+
+
+@dataclass(frozen=True, slots=True)
+class AccountRiskView:
+    """Greeks per position, group and account, and the margin breakdown (worst scenario per
+    index in portfolio mode) of one subaccount; the numbers the STF margins with."""
+
+    owner: bytes
+    subaccount: int
+    batch_index: int
+    portfolio_margin: bool
+    equity_quantums: int
+    initial_quantums: int
+    maintenance_quantums: int
+    greeks: GreeksView
+    groups: tuple[RiskGroupView, ...]

@@ -22,6 +22,7 @@ from rollbook.sequencer.admission import (
     AgentGrant,
 )
 from rollbook.sequencer.eip712 import (
+    MASS_QUOTE_QUOTES_MAX,
     Eip712Domain,
     RegisterAgent,
     RevokeAgent,
@@ -51,6 +52,7 @@ from rollbook.sequencer.wal import (
 __all__ = [
     "AGENTS_PER_OWNER_MAX",
     "AGENT_PERMITTED_ACTIONS",
+    "MASS_QUOTE_QUOTES_MAX",
     "NONCES_KEPT_PER_SIGNER",
     "NONCE_FUTURE_WINDOW_MS",
     "NONCE_PAST_WINDOW_MS",

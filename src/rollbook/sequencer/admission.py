@@ -10,8 +10,12 @@ Authorisation. The recovered signer must be the action's ``owner``, or an agent 
 registered (``RegisterAgent``) that is live (``batch_timestamp_ms < expiry_ms``), not revoked,
 and scoped to the action's subaccount (or to all of them). Agents may sign only
 ``AGENT_PERMITTED_ACTIONS`` (orders, cancels, modifies, margin mode and isolated margin, which
-keep collateral inside the owner's subaccount); ``Withdraw``, ``Transfer``, ``RegisterAgent``
-and ``RevokeAgent`` need the owner's own key.
+keep collateral inside the owner's subaccount, and a market maker's option quoting: ``MassQuote``
+and its protection ``SetMmp``, which a quoting bot must be able to reset after a trip);
+``Withdraw``, ``Transfer``, ``RegisterAgent``, ``RevokeAgent`` and ``SetPortfolioMargin`` need
+the owner's own key. ``SetPortfolioMargin`` changes the margin regime of the whole cross group
+(how much leverage every position gets, and so how close the account is to liquidation): a
+risk decision of the owner, not a trading action, so an agent key cannot flip it.
 
 Nonces (Hyperliquid-style, one window per *signer*, agents included). A nonce is a millisecond
 timestamp chosen by the signer. The ``NONCES_KEPT_PER_SIGNER`` highest admitted nonces are kept;
@@ -58,10 +62,12 @@ from rollbook.execution.txs import (
     CancelAll,
     CancelOrder,
     CancelOrderByClientId,
+    MassQuote,
     ModifyOrder,
     MoveIsolatedMargin,
     PlaceOrder,
     SetMarginMode,
+    SetMmp,
 )
 from rollbook.sequencer.eip712 import ADDRESS_BYTES, RegisterAgent, RevokeAgent
 from rollbook.sequencer.errors import AdmissionCode, AdmissionError
@@ -93,7 +99,7 @@ _ZERO_ADDRESS = bytes(ADDRESS_BYTES)
 # what an agent key may sign for its owner: trading, never moving money out of a subaccount
 AGENT_PERMITTED_ACTIONS = (
     PlaceOrder, CancelOrder, CancelOrderByClientId, CancelAll, ModifyOrder, SetMarginMode,
-    MoveIsolatedMargin,
+    MoveIsolatedMargin, SetMmp, MassQuote,
 )
 
 

@@ -25,6 +25,19 @@ Primary types (each action's fields, then ``uint64 nonce``, a millisecond timest
     RegisterAgent(address owner,bool allSubaccounts,uint16 subaccount,address agent,
         uint64 expiryMs,uint64 nonce)
     RevokeAgent(address owner,address agent,uint64 nonce)
+    SetPortfolioMargin(address owner,uint16 subaccount,bool enabled,uint64 nonce)
+    SetMmp(address owner,uint16 subaccount,uint32 indexId,uint32 windowMs,uint32 frozenMs,
+        uint64 quantityLimitNanounits,uint64 deltaLimitNanounits,uint64 vegaLimitQuantums,
+        uint64 nonce)
+    MassQuote(address owner,uint16 subaccount,uint32 indexId,Quote[] quotes,uint64 nonce)
+        Quote(uint16 marketId,uint8 side,uint64 priceTicks,uint64 sizeLots)
+
+``MassQuote`` is the one type with a struct array: its ``encodeType`` is the primary type
+followed by ``Quote(...)`` (EIP-712 appends referenced types sorted by name), and
+``encodeData`` of ``quotes`` is ``keccak256(hashStruct(q0) || hashStruct(q1) || ...)``
+(``keccak256("")`` for no quotes, the ladder pull). At most ``MASS_QUOTE_QUOTES_MAX`` quotes (the
+STF's bound) are accepted, checked before anything is hashed, so a signer cannot make the node
+hash an unbounded array.
 
 Invariants:
 - every field's EIP-712 type has exactly the width of its canonical binary encoding
@@ -39,7 +52,8 @@ Invariants:
 ``RegisterAgent.subaccount`` is ``None`` for an agent of every subaccount; it signs as
 ``allSubaccounts = true, subaccount = 0`` so that each grant has one spelling.
 
-Known gaps: no EIP-712 arrays or nested structs (no action needs them yet).
+Known gaps: arrays and nested structs only as ``MassQuote.quotes`` needs them (one level, one
+element type); no other action uses them.
 """
 
 from __future__ import annotations
@@ -52,16 +66,21 @@ from operator import attrgetter
 from typing import Any
 
 from rollbook.execution.crypto import keccak256
+from rollbook.execution.options.protection import MASS_QUOTE_QUOTES_MAX
 from rollbook.execution.txs import (
     CancelAll,
     CancelOrder,
     CancelOrderByClientId,
+    MassQuote,
     ModifyOrder,
     MoveIsolatedMargin,
     OrderType,
     PlaceOrder,
+    Quote,
     SelfTradePrevention,
     SetMarginMode,
+    SetMmp,
+    SetPortfolioMargin,
     Side,
     TimeInForce,
     Transfer,
@@ -73,6 +92,7 @@ __all__ = [
     "ADDRESS_BYTES",
     "DOMAIN_NAME",
     "DOMAIN_VERSION",
+    "MASS_QUOTE_QUOTES_MAX",
     "USER_ACTION_TYPES",
     "Eip712Domain",
     "RegisterAgent",
@@ -129,6 +149,9 @@ UserAction = (
     | MoveIsolatedMargin
     | RegisterAgent
     | RevokeAgent
+    | SetPortfolioMargin
+    | SetMmp
+    | MassQuote
 )
 
 
@@ -169,8 +192,10 @@ _WORD_LAYOUT = {
     "bool": "31xB",
     "uint8": "31xB",
     "uint16": "30xH",
+    "uint32": "28xI",
     "uint64": "24xQ",
     "int64": "32s",  # sign-extended by hand: struct cannot pad with 0xff
+    "Quote[]": "32s",  # keccak256 of the elements' hashStruct, computed by hand
 }
 
 
@@ -187,20 +212,26 @@ _NONCE = _Field("nonce", "uint64")
 class _TypeSpec:
     """One primary type: its type string and hash, a packing layout and a field extractor."""
 
-    __slots__ = ("address_at", "bool_at", "enum_at", "fields", "int64_at", "layout", "name",
-                 "type_hash", "type_string", "values")
+    __slots__ = ("address_at", "array_at", "bool_at", "enum_at", "fields", "int64_at", "layout",
+                 "name", "type_hash", "type_string", "values")
 
     def __init__(self, name: str, fields: tuple[_Field, ...],
-                 values: Callable[[Any], Any]) -> None:
+                 values: Callable[[Any], Any], *, nonce: bool = True,
+                 referenced: tuple[_TypeSpec, ...] = ()) -> None:
         self.name = name
-        self.fields = (*fields, _NONCE)
-        self.type_string = f"{name}(" + ",".join(f"{f.kind} {f.name}" for f in self.fields) + ")"
+        self.fields = (*fields, _NONCE) if nonce else fields
+        # encodeType: the primary type, then the types it references sorted by name
+        self.type_string = "".join(
+            f"{spec_name}(" + ",".join(f"{f.kind} {f.name}" for f in spec_fields) + ")"
+            for spec_name, spec_fields in [(name, self.fields), *sorted(
+                (r.name, r.fields) for r in referenced)])
         self.type_hash = keccak256(self.type_string.encode())
         self.layout = struct.Struct(">32s" + "".join(_WORD_LAYOUT[f.kind] for f in self.fields))
         self.values = values  # action -> tuple of field values, in ``fields`` order (no nonce)
         self.address_at = tuple(i for i, f in enumerate(self.fields) if f.kind == "address")
         self.bool_at = tuple(i for i, f in enumerate(self.fields) if f.kind == "bool")
         self.int64_at = tuple(i for i, f in enumerate(self.fields) if f.kind == "int64")
+        self.array_at = tuple(i for i, f in enumerate(self.fields) if f.kind.endswith("[]"))
         self.enum_at = tuple((i, frozenset(int(m) for m in f.enum))
                              for i, f in enumerate(self.fields) if f.enum is not None)
         assert self.layout.size == _WORD_BYTES * (1 + len(self.fields))
@@ -215,6 +246,13 @@ def _register_agent_values(action: RegisterAgent) -> tuple[Any, ...]:
 _OWNER = _Field("owner", "address")
 _SUBACCOUNT = _Field("subaccount", "uint16")
 _MARKET = _Field("marketId", "uint16")
+_INDEX = _Field("indexId", "uint32")
+
+# the element type of MassQuote.quotes (a struct of its own: no nonce)
+_QUOTE_SPEC = _TypeSpec("Quote", (
+    _MARKET, _Field("side", "uint8", Side), _Field("priceTicks", "uint64"),
+    _Field("sizeLots", "uint64"),
+), attrgetter("market_id", "side", "price_ticks", "size_lots"), nonce=False)
 
 _SPECS: dict[type, _TypeSpec] = {
     PlaceOrder: _TypeSpec("PlaceOrder", (
@@ -255,6 +293,18 @@ _SPECS: dict[type, _TypeSpec] = {
     ), _register_agent_values),
     RevokeAgent: _TypeSpec("RevokeAgent", (_OWNER, _Field("agent", "address")),
                            attrgetter("owner", "agent")),
+    SetPortfolioMargin: _TypeSpec("SetPortfolioMargin", (
+        _OWNER, _SUBACCOUNT, _Field("enabled", "bool"),
+    ), attrgetter("owner", "subaccount", "enabled")),
+    SetMmp: _TypeSpec("SetMmp", (
+        _OWNER, _SUBACCOUNT, _INDEX, _Field("windowMs", "uint32"), _Field("frozenMs", "uint32"),
+        _Field("quantityLimitNanounits", "uint64"), _Field("deltaLimitNanounits", "uint64"),
+        _Field("vegaLimitQuantums", "uint64"),
+    ), attrgetter("owner", "subaccount", "index_id", "window_ms", "frozen_ms",
+                  "quantity_limit_nanounits", "delta_limit_nanounits", "vega_limit_quantums")),
+    MassQuote: _TypeSpec("MassQuote", (
+        _OWNER, _SUBACCOUNT, _INDEX, _Field("quotes", "Quote[]"),
+    ), attrgetter("owner", "subaccount", "index_id", "quotes"), referenced=(_QUOTE_SPEC,)),
 }
 
 USER_ACTION_TYPES: tuple[type, ...] = tuple(_SPECS)
@@ -276,9 +326,27 @@ def primary_type(action: UserAction) -> str:
     return _spec(action).name
 
 
-def _field_values(spec: _TypeSpec, action: object, nonce_ms: int) -> list[Any]:
-    """The action's field values with the nonce, range-checked; int64 already as a word."""
-    values = [*spec.values(action), nonce_ms]
+def _quotes_word(quotes: object) -> bytes:
+    """``encodeData`` of a ``Quote[]``: keccak256 of the elements' ``hashStruct``, in order."""
+    if type(quotes) is not tuple:  # the STF's type; a list would not compare equal after decode
+        raise AdmissionError(AdmissionCode.FIELD_OUT_OF_RANGE, "quotes must be a tuple")
+    if len(quotes) > MASS_QUOTE_QUOTES_MAX:  # before any hashing: the work stays bounded
+        raise AdmissionError(AdmissionCode.FIELD_OUT_OF_RANGE,
+                             f"{len(quotes)} > {MASS_QUOTE_QUOTES_MAX} quotes")
+    hashes = []
+    for quote in quotes:
+        if type(quote) is not Quote:
+            raise AdmissionError(AdmissionCode.FIELD_OUT_OF_RANGE, "quotes[] must be Quote")
+        hashes.append(keccak256(_pack_struct(_QUOTE_SPEC, _field_values(_QUOTE_SPEC, quote, None))))
+    return keccak256(b"".join(hashes))
+
+
+def _field_values(spec: _TypeSpec, action: object, nonce_ms: int | None) -> list[Any]:
+    """The action's field values with the nonce (if the type has one), range-checked; int64
+    and arrays already as their words."""
+    values = [*spec.values(action)]
+    if nonce_ms is not None:
+        values.append(nonce_ms)
     for i in spec.address_at:
         address = values[i]
         if type(address) is not bytes or len(address) != ADDRESS_BYTES:
@@ -298,15 +366,20 @@ def _field_values(spec: _TypeSpec, action: object, nonce_ms: int) -> list[Any]:
             raise AdmissionError(AdmissionCode.FIELD_OUT_OF_RANGE,
                                  f"{spec.fields[i].name} = {value!r}")
         values[i] = value.to_bytes(_WORD_BYTES, "big", signed=True)
+    for i in spec.array_at:
+        values[i] = _quotes_word(values[i])
     return values
 
 
-def _pack(spec: _TypeSpec, action: object, nonce_ms: int) -> bytes:
-    values = _field_values(spec, action, nonce_ms)
+def _pack_struct(spec: _TypeSpec, values: list[Any]) -> bytes:
     try:
         return spec.layout.pack(spec.type_hash, *values)
     except struct.error as error:  # an integer outside its uintN width, or not an integer
         raise AdmissionError(AdmissionCode.FIELD_OUT_OF_RANGE, f"{spec.name}: {error}") from error
+
+
+def _pack(spec: _TypeSpec, action: object, nonce_ms: int) -> bytes:
+    return _pack_struct(spec, _field_values(spec, action, nonce_ms))
 
 
 def check_fields(action: UserAction, nonce_ms: int) -> None:
@@ -332,15 +405,10 @@ def typed_data(domain: Eip712Domain, action: UserAction, nonce_ms: int) -> dict[
     """
     spec = _spec(action)
     _pack(spec, action, nonce_ms)  # the same validation as the digest
-    raw = [*spec.values(action), nonce_ms]
-    message: dict[str, Any] = {}
-    for f, value in zip(spec.fields, raw, strict=True):
-        if f.kind == "address":
-            message[f.name] = "0x" + value.hex()
-        elif f.kind == "bool":
-            message[f.name] = bool(value)
-        else:
-            message[f.name] = int(value)
+    message = _message(spec, [*spec.values(action), nonce_ms])
+    types: dict[str, Any] = {spec.name: [{"name": f.name, "type": f.kind} for f in spec.fields]}
+    if spec.array_at:
+        types[_QUOTE_SPEC.name] = [{"name": f.name, "type": f.kind} for f in _QUOTE_SPEC.fields]
     return {
         "types": {
             "EIP712Domain": [
@@ -349,9 +417,23 @@ def typed_data(domain: Eip712Domain, action: UserAction, nonce_ms: int) -> dict[
                 {"name": "chainId", "type": "uint256"},
                 {"name": "verifyingContract", "type": "address"},
             ],
-            spec.name: [{"name": f.name, "type": f.kind} for f in spec.fields],
+            **types,
         },
         "primaryType": spec.name,
         "domain": domain.as_typed_data(),
         "message": message,
     }
+
+
+def _message(spec: _TypeSpec, raw: list[Any]) -> dict[str, Any]:
+    message: dict[str, Any] = {}
+    for f, value in zip(spec.fields, raw, strict=True):
+        if f.kind == "address":
+            message[f.name] = "0x" + value.hex()
+        elif f.kind == "bool":
+            message[f.name] = bool(value)
+        elif f.kind == "Quote[]":
+            message[f.name] = [_message(_QUOTE_SPEC, [*_QUOTE_SPEC.values(q)]) for q in value]
+        else:
+            message[f.name] = int(value)
+    return message

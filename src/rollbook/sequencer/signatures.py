@@ -21,8 +21,11 @@ Canonical encoding (what batch data on chain carries for each signed action)::
 ``kind`` 1: body = ``rollbook.execution.encoding.encode_transaction(tx)`` (a user-signable
 transaction); kind 2: ``RegisterAgent`` = owner (20) | all_subaccounts (u8 0/1) | subaccount
 (u16, 0 when all) | agent (20) | expiry_ms (u64); kind 3: ``RevokeAgent`` = owner (20) | agent
-(20). Decoding is strict (version, kind, body length, bool bytes, enum values, trailing bytes)
-so that bytes and actions map one to one; ``SIGNED_TRANSACTION_BYTES_MAX`` bounds it.
+(20). ``SetPortfolioMargin``, ``SetMmp`` and ``MassQuote`` are kind 1 (their STF encodings;
+a mass quote's body grows with its quotes, at most ``MASS_QUOTE_QUOTES_MAX``; more is
+``MALFORMED_ENCODING``). Decoding is strict (version, kind, body length, bool bytes, enum
+values, trailing bytes) so that bytes and actions map one to one;
+``SIGNED_TRANSACTION_BYTES_MAX`` bounds it.
 
 Threads: coincurve (cffi over libsecp256k1) releases the GIL inside the recovery, so
 ``recover_signers`` may fan a batch out over a thread pool; the keccak and packing around it
@@ -45,10 +48,14 @@ from rollbook.execution.txs import (
     CancelAll,
     CancelOrder,
     CancelOrderByClientId,
+    MassQuote,
     ModifyOrder,
     MoveIsolatedMargin,
     PlaceOrder,
+    Quote,
     SetMarginMode,
+    SetMmp,
+    SetPortfolioMargin,
     Side,
     Transaction,
     Transfer,
@@ -56,6 +63,7 @@ from rollbook.execution.txs import (
 )
 from rollbook.sequencer.eip712 import (
     ADDRESS_BYTES,
+    MASS_QUOTE_QUOTES_MAX,
     USER_ACTION_TYPES,
     Eip712Domain,
     RegisterAgent,
@@ -82,9 +90,10 @@ __all__ = [
 
 SIGNATURE_BYTES = 65
 SIGNED_ENCODING_VERSION = 1
-# the largest user action body is a PlaceOrder (55 bytes); the limit leaves room for growth and
-# is checked against every body layout below
-SIGNED_TRANSACTION_BYTES_MAX = 256
+# the largest user action body is a MassQuote of MASS_QUOTE_QUOTES_MAX quotes (29 + 19 per
+# quote: 1,245 bytes at 64); the limit leaves room for growth and is checked against every body
+# layout below
+SIGNED_TRANSACTION_BYTES_MAX = 2048
 RECOVERY_CHUNK_MAX = 256  # signatures per thread-pool task: amortises the task overhead
 
 _SECP256K1_HALF_N = SECP256K1_N // 2
@@ -191,15 +200,20 @@ def recover_signers(domain: Eip712Domain, signed: Sequence[SignedTransaction],
 
 # the STF transactions a user signs (kind 1); everything else in txs.py is never user-signed
 _USER_STF_TYPES = (PlaceOrder, CancelOrder, CancelOrderByClientId, CancelAll, ModifyOrder,
-                   Withdraw, Transfer, SetMarginMode, MoveIsolatedMargin)
+                   Withdraw, Transfer, SetMarginMode, MoveIsolatedMargin, SetPortfolioMargin,
+                   SetMmp, MassQuote)
 assert set(_USER_STF_TYPES) | {RegisterAgent, RevokeAgent} == set(USER_ACTION_TYPES)
 _ZERO = bytes(ADDRESS_BYTES)
-# every user layout is fixed-width: measure the widest against the limit, so that a layout
-# change in rollbook.execution.encoding cannot silently outgrow it
+# every user layout is fixed-width but MassQuote's, which is bounded by its quote count: measure
+# the widest against the limit, so that a layout change in rollbook.execution.encoding cannot
+# silently outgrow it
 _BODY_BYTES_MAX = max(
     len(encode_transaction(PlaceOrder(_ZERO, 0, 0, Side.BUY, 0, 0))),
     len(encode_transaction(Transfer(_ZERO, 0, _ZERO, 0, 0))),
     len(encode_transaction(ModifyOrder(_ZERO, 0, 0, 0, 0))),
+    len(encode_transaction(SetMmp(_ZERO, 0, 0, 0, 0, 0, 0, 0))),
+    len(encode_transaction(MassQuote(_ZERO, 0, 0, (Quote(0, Side.BUY, 0, 0),)
+                                     * MASS_QUOTE_QUOTES_MAX))),
     _REGISTER_AGENT.size, _REVOKE_AGENT.size)
 assert _PREFIX.size + _BODY_BYTES_MAX <= SIGNED_TRANSACTION_BYTES_MAX
 
@@ -261,6 +275,9 @@ def _decode_stf_body(body: bytes) -> UserAction:
     if not isinstance(tx, _USER_STF_TYPES):  # deposits, oracle and operator txs are not signed
         raise AdmissionError(AdmissionCode.MALFORMED_ENCODING,
                              f"{type(tx).__name__} is not a user action")
+    if isinstance(tx, MassQuote) and len(tx.quotes) > MASS_QUOTE_QUOTES_MAX:
+        raise AdmissionError(AdmissionCode.MALFORMED_ENCODING,
+                             f"{len(tx.quotes)} > {MASS_QUOTE_QUOTES_MAX} quotes")
     return tx
 
 
