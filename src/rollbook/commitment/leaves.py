@@ -96,8 +96,9 @@ _ADDRESS_PAD = bytes(12)
 _COLLATERALS_OFFSET = _SUBACCOUNT_HEAD_WORDS * WORD_BYTES
 # kind, owner, number, the two array offsets, and the collaterals' length
 _SUBACCOUNT_HEAD = struct.Struct(">" + _U64 + _ADDRESS + _U64 * 4)
-_COLLATERAL_WORDS_PACK = struct.Struct(">" + _U64 + "32s").pack  # group, signed collateral
-_POSITION_WORDS = struct.Struct(">" + _U64 * 2 + "32s32s" + _U64 * 2)
+_COLLATERAL_PACK = struct.Struct(">" + _U64 + "32s").pack  # group, signed collateral
+_POSITION_PACK = struct.Struct(">" + _U64 * 2 + "32s32s" + _U64 * 2).pack
+assert struct.calcsize(">" + _U64 * 2 + "32s32s" + _U64 * 2) == _POSITION_WORDS * WORD_BYTES
 
 
 def _uint(value: int) -> bytes:
@@ -152,10 +153,10 @@ def subaccount_leaf(sub: Subaccount) -> bytes:
     groups = [sub.cross] if not isolated else [sub.cross, *(isolated[m] for m in sorted(isolated))]
     parts = [b""]  # the head, filled in once the collaterals are counted
     positions: list[bytes] = []
-    pack_position = _POSITION_WORDS.pack
+    pack_position = _POSITION_PACK
     for group in groups:
         group_id = group.isolated_market_id
-        parts.append(_COLLATERAL_WORDS_PACK(group_id, _int(group.collateral_quantums)))
+        parts.append(_COLLATERAL_PACK(group_id, _int(group.collateral_quantums)))
         if not group.positions:
             continue
         for market_id in sorted(group.positions):
