@@ -309,6 +309,13 @@ def _bench_verify(args: argparse.Namespace) -> int:
     return 0
 
 
+def _output_flags(command: argparse.ArgumentParser, progress: bool = True) -> None:
+    """``--json`` (one JSON object on stdout) and, for long work, ``--quiet`` (no progress)."""
+    command.add_argument("--json", action="store_true", help="print one JSON object")
+    if progress:
+        command.add_argument("--quiet", action="store_true", help="no progress on stderr")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="rollbook", description=__doc__.splitlines()[0])
     commands = parser.add_subparsers(dest="command", required=True)
@@ -321,12 +328,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     demo = commands.add_parser("demo", help="a whole venue life through node, API and chain")
     demo.add_argument("--seed", type=int, default=7)
-    demo.add_argument("--json", action="store_true", help="print one JSON object")
+    _output_flags(demo, progress=False)
     demo.set_defaults(handler=_demo)
 
     simulate = commands.add_parser("simulate", help="run a whole venue life through the STF")
     simulate.add_argument("--seed", type=int, default=7)
-    simulate.add_argument("--json", action="store_true", help="print one JSON object")
+    _output_flags(simulate, progress=False)
     simulate.set_defaults(handler=_simulate)
 
     bench = commands.add_parser("bench", help="benchmarks (targets live here)")
@@ -337,8 +344,7 @@ def build_parser() -> argparse.ArgumentParser:
     stf.add_argument("--resting", type=int, default=1_000_000,
                      help="resting orders for the memory figure (0 to skip)")
     stf.add_argument("--no-peer", action="store_true", help="skip the matching-engine peer")
-    stf.add_argument("--json", action="store_true", help="print one JSON object")
-    stf.add_argument("--quiet", action="store_true", help="no progress on stderr")
+    _output_flags(stf)
     stf.set_defaults(handler=_bench_stf)
     commit = benches.add_parser("commit", help="state root updates and settlement gas")
     commit.add_argument("--seed", type=int, default=1)
@@ -347,8 +353,7 @@ def build_parser() -> argparse.ArgumentParser:
     commit.add_argument("--touched", type=int, default=10_000,
                         help="accounts touched per timed batch")
     commit.add_argument("--no-gas", action="store_true", help="skip the settlement gas")
-    commit.add_argument("--json", action="store_true", help="print one JSON object")
-    commit.add_argument("--quiet", action="store_true", help="no progress on stderr")
+    _output_flags(commit)
     commit.set_defaults(handler=_bench_commit)
     bench_node = benches.add_parser("node", help="signed orders/s and ack latency via the API")
     bench_node.add_argument("--duration", type=float, default=10.0,
@@ -367,8 +372,7 @@ def build_parser() -> argparse.ArgumentParser:
                             help="actions pre-signed for the throughput phase")
     bench_node.add_argument("--chain", choices=("embedded", "none"), default="embedded",
                             help="none: no settlement layer (isolates the publisher's cost)")
-    bench_node.add_argument("--json", action="store_true", help="print one JSON object")
-    bench_node.add_argument("--quiet", action="store_true", help="no progress on stderr")
+    _output_flags(bench_node)
     bench_node.set_defaults(handler=_bench_node)
     risk = benches.add_parser("risk", help="option pricing, portfolio margin, venue revaluation")
     risk.add_argument("--seed", type=int, default=1)
@@ -378,8 +382,7 @@ def build_parser() -> argparse.ArgumentParser:
                       help="10-position accounts for the deterministic portfolio margin")
     risk.add_argument("--venue-accounts", type=int, default=100_000,
                       help="10-position accounts for the vectorised venue revaluation")
-    risk.add_argument("--json", action="store_true", help="print one JSON object")
-    risk.add_argument("--quiet", action="store_true", help="no progress on stderr")
+    _output_flags(risk)
     risk.set_defaults(handler=_bench_risk)
     bench_verify = benches.add_parser("verify", help="verifier replay vs signature recovery")
     bench_verify.add_argument("--seed", type=int, default=1)
@@ -391,8 +394,7 @@ def build_parser() -> argparse.ArgumentParser:
     bench_verify.add_argument("--threads", type=int, default=2, help="recovery threads")
     bench_verify.add_argument("--repeats", type=int, default=3,
                               help="interleaved measurement rounds (best of each)")
-    bench_verify.add_argument("--json", action="store_true", help="print one JSON object")
-    bench_verify.add_argument("--quiet", action="store_true", help="no progress on stderr")
+    _output_flags(bench_verify)
     bench_verify.set_defaults(handler=_bench_verify)
 
     verify = commands.add_parser(
@@ -414,8 +416,7 @@ def build_parser() -> argparse.ArgumentParser:
                         help="keep following new batches after catching up")
     verify.add_argument("--duration", type=float, default=None,
                         help="with --follow: stop after this many seconds")
-    verify.add_argument("--json", action="store_true", help="print one JSON object")
-    verify.add_argument("--quiet", action="store_true", help="no progress on stderr")
+    _output_flags(verify)
     verify.set_defaults(handler=_verify)
 
     version = commands.add_parser("version", help="print the version")

@@ -13,16 +13,14 @@ and events), so events must replay identically too, not just state.
 from __future__ import annotations
 
 import hashlib
-import os
 import random
-import subprocess
-import sys
 from collections import Counter
 from pathlib import Path
 
 import pytest
 
 from conftest import ORACLE_ADDRESS, USDC, signed_oracle, venue_config
+from replicas import assert_replicas_agree
 from rollbook.commitment import apply_and_commit, genesis_commitment
 from rollbook.execution import (
     Batch,
@@ -254,25 +252,7 @@ def test_encoded_stream_replays_to_the_same_digests_in_process(
 
 def test_replicas_with_different_hash_seeds_agree_after_every_batch(
         stream: _StreamBuilder, tmp_path: Path) -> None:
-    path = tmp_path / "stream.bin"
-    with path.open("wb") as out:
-        for batch in stream.batches:
-            encoded = encode_batch(batch)
-            out.write(len(encoded).to_bytes(4, "big") + encoded)
-    children = []
-    for hash_seed in HASH_SEEDS:
-        env = {**os.environ, "PYTHONHASHSEED": hash_seed}
-        children.append(subprocess.Popen(
-            [sys.executable, "-c", CHILD, str(path), ORACLE_ADDRESS.hex()],
-            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env))
-    probes = []
-    for hash_seed, child in zip(HASH_SEEDS, children, strict=True):
-        stdout, stderr = child.communicate(timeout=120)
-        assert child.returncode == 0, stderr
-        probe, *lines = stdout.splitlines()
-        probes.append(probe)
-        assert len(lines) == len(stream.lines)
-        for number, (line, expected) in enumerate(zip(lines, stream.lines, strict=True), 1):
-            assert line == expected, f"PYTHONHASHSEED={hash_seed} diverged at batch {number}"
+    probes = assert_replicas_agree(stream.batches, stream.lines, CHILD,
+                                   (ORACLE_ADDRESS.hex(),), HASH_SEEDS, tmp_path)
     # the replicas really ran with different string hashing
     assert len(set(probes)) >= 3

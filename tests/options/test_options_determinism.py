@@ -9,10 +9,7 @@ root and a digest of the receipts after every batch; they must agree byte for by
 from __future__ import annotations
 
 import hashlib
-import os
 import random
-import subprocess
-import sys
 from collections import Counter
 from pathlib import Path
 
@@ -20,6 +17,7 @@ import pytest
 
 from conftest import BTC, ORACLE_ADDRESS, USDC, options_config, signed_oracle, signed_volatility
 from conftest import skewed_smile as smile
+from replicas import assert_replicas_agree
 from rollbook.commitment import apply_and_commit, genesis_commitment
 from rollbook.execution import (
     Batch,
@@ -42,7 +40,6 @@ from rollbook.execution import (
     Transaction,
     genesis_state,
 )
-from rollbook.execution.encoding import encode_batch
 from rollbook.execution.events import ExpirySettled, Fill, MmpTriggered, OptionSettled
 from rollbook.execution.state import EXPIRY_SETTLED
 
@@ -206,24 +203,6 @@ def test_the_stream_trades_quotes_and_settles(stream: _Stream) -> None:
 
 def test_replicas_with_different_hash_seeds_agree_after_every_batch(
         stream: _Stream, tmp_path: Path) -> None:
-    path = tmp_path / "stream.bin"
-    with path.open("wb") as out:
-        for batch in stream.batches:
-            encoded = encode_batch(batch)
-            out.write(len(encoded).to_bytes(4, "big") + encoded)
-    children = []
-    for hash_seed in HASH_SEEDS:
-        env = {**os.environ, "PYTHONHASHSEED": hash_seed}
-        children.append(subprocess.Popen(
-            [sys.executable, "-c", CHILD, str(path), ORACLE_ADDRESS.hex()],
-            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env))
-    probes = []
-    for hash_seed, child in zip(HASH_SEEDS, children, strict=True):
-        stdout, stderr = child.communicate(timeout=120)
-        assert child.returncode == 0, stderr
-        probe, *lines = stdout.splitlines()
-        probes.append(probe)
-        assert len(lines) == len(stream.lines)
-        for number, (line, expected) in enumerate(zip(lines, stream.lines, strict=True), 1):
-            assert line == expected, f"PYTHONHASHSEED={hash_seed} diverged at batch {number}"
+    probes = assert_replicas_agree(stream.batches, stream.lines, CHILD,
+                                   (ORACLE_ADDRESS.hex(),), HASH_SEEDS, tmp_path)
     assert len(set(probes)) >= 2

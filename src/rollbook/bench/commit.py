@@ -41,7 +41,13 @@ from typing import Any
 
 from rollbook.commitment.batches import genesis_commitment
 from rollbook.commitment.merkle import HASH_BYTES, MerkleTree
-from rollbook.execution import Deposit, apply_transaction, default_venue_config, genesis_state
+from rollbook.execution import (
+    Deposit,
+    VenueConfig,
+    apply_transaction,
+    default_venue_config,
+    genesis_state,
+)
 
 __all__ = [
     "BENCH_DEPTH",
@@ -187,7 +193,7 @@ def measure_state_commitment(accounts: int = 1_000_000, touched: int = 10_000,
     }
 
 
-def _with_room_for(config: Any, subaccounts: int) -> Any:
+def _with_room_for(config: VenueConfig, subaccounts: int) -> VenueConfig:
     """The venue config with room for ``subaccounts`` (the default cap is 2**24)."""
     return dataclasses.replace(config, subaccounts_max=max(config.subaccounts_max, subaccounts))
 

@@ -214,7 +214,8 @@ def _collect_updates(state: State, committed_indexes: dict[int, int],
     if state.touched_expiries or state.touched_quotes or state.touched_risk_modes:
         _collect_option_updates(state, updates)
     subaccounts = state.subaccounts
-    for key in state.touched_subaccounts | {state.insurance.key}:
+    state.touched_subaccounts.add(state.insurance.key)  # fees, penalties, residuals: always
+    for key in state.touched_subaccounts:
         updates[(LEAF_SUBACCOUNT, *key)] = subaccount_leaf(subaccounts[key])
     orders = state.orders
     for order_id in state.touched_orders:
