@@ -235,6 +235,9 @@ def _bench_commit(args: argparse.Namespace) -> int:
     print(f"  root update, {result['state_touched']:,} of {result['state_accounts']:,} accounts: "
           f"{result['root_update_ms']:.1f} ms (fastest {result['root_update_ms_min']:.1f} ms; "
           f"bare tree {result['tree_root_update_ms']:.1f} ms)")
+    if "tree_root_update_ms_reference" in result:
+        print(f"  bare tree on the pure-Python hashing loops: "
+              f"{result['tree_root_update_ms_reference']:.1f} ms")
     print(f"  single leaf updates/s:  {result['leaf_updates_per_s']:,.0f}")
     print(f"  first commit of the state: {result['state_build_s']:.1f} s "
           f"({result['state_leaves']:,} leaves)")

@@ -90,7 +90,9 @@ class StateCommitment:
     def __init__(self) -> None:
         self._tree = MerkleTree(TREE_DEPTH)
         self._slots: dict[LeafKey, int] = {}
-        self._leaves: dict[int, bytes] = {}  # slot -> leaf bytes, for proofs and checks
+        # slot -> leaf bytes (None: free), for proofs and checks. A list, not a dict, because
+        # slots are dense: a write is an index store, not a probe of a million-entry table.
+        self._leaves: list[bytes | None] = [None]
         self._free: list[int] = []  # min-heap of freed slots below _next_slot
         self._next_slot = GLOBALS_SLOT + 1
         self._indexes: dict[int, int] = {}
@@ -103,14 +105,15 @@ class StateCommitment:
 
     @property
     def leaf_count(self) -> int:
-        return len(self._leaves)
+        """Leaves in the tree, the globals included: the slots ever taken less the free ones."""
+        return self._next_slot - len(self._free)
 
     def copy(self) -> StateCommitment:
         """An independent copy (a snapshot of the tree and the slot map at this batch)."""
         other = StateCommitment.__new__(StateCommitment)
         other._tree = self._tree.copy()
         other._slots = dict(self._slots)
-        other._leaves = dict(self._leaves)
+        other._leaves = list(self._leaves)
         other._free = list(self._free)
         other._next_slot = self._next_slot
         other._indexes = dict(self._indexes)
@@ -132,11 +135,11 @@ class StateCommitment:
         state.touched_risk_modes.clear()
         slot_updates = self._place(updates)
         slot_updates[GLOBALS_SLOT] = globals_leaf(state)
+        leaves = self._leaves
+        if self._next_slot > len(leaves):  # slots are taken in order: grow to the highest
+            leaves.extend([None] * (self._next_slot - len(leaves)))
         for slot, leaf in slot_updates.items():
-            if leaf is None:
-                self._leaves.pop(slot, None)
-            else:
-                self._leaves[slot] = leaf
+            leaves[slot] = leaf
         self._tree.set_leaves(slot_updates)
         return self._tree.root()
 
@@ -174,7 +177,9 @@ class StateCommitment:
     def proof(self, key: LeafKey) -> LeafProof:
         """The proof of a committed record against the current root (KeyError if absent)."""
         slot = GLOBALS_SLOT if key == (GLOBALS_SLOT,) else self._slots[key]
-        return LeafProof(slot, self._leaves[slot], self._tree.proof(slot), self._tree.root())
+        leaf = self._leaves[slot]
+        assert leaf is not None, f"slot {slot} of {key} holds no leaf"
+        return LeafProof(slot, leaf, self._tree.proof(slot), self._tree.root())
 
     def check(self, state: State) -> None:
         """Raise AssertionError unless the tree holds exactly the state's leaves.
@@ -190,7 +195,10 @@ class StateCommitment:
             assert self._leaves[slot] == leaf, f"stale leaf for {key} at slot {slot}"
             assert self._tree.leaf_hash(slot) == hash_leaf(leaf), f"stale hash at slot {slot}"
         assert self._leaves[GLOBALS_SLOT] == globals_leaf(state), "stale globals leaf"
-        assert len(self._leaves) == len(expected) + 1, "a freed slot still holds a leaf"
+        assert len(self._leaves) == self._next_slot, "the leaf list does not cover the slots"
+        assert all(self._leaves[slot] is None for slot in self._free), \
+            "a freed slot still holds a leaf"
+        assert self.leaf_count == len(expected) + 1, "slots in use differ from the records"
 
 
 def _collect_updates(state: State, committed_indexes: dict[int, int],
