@@ -69,3 +69,7 @@ def test_bench_node_runs_with_a_separate_load_generator() -> None:
     assert result["fixed_rate_per_s"] == 200 and result["ack_p99_ms_at_fixed_rate"] > 0
     assert result["throughput"]["refused_at_door"] == 0
     assert "[loadgen]" in done.stderr  # the load came from the other process
+    if sys.platform == "linux":  # the node's CPU per phase and per thread, read from /proc
+        throughput = result["throughput"]
+        assert throughput["node_cpu_s"] > 0 and throughput["node_cpu_us_per_action"] > 0
+        assert "rollbook-sequencer" in throughput["node_cpu_s_by_thread"]

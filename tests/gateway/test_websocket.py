@@ -129,3 +129,45 @@ def test_order_entry_and_subscriptions(live: LiveVenue) -> None:
             await maker.cancel_all()
 
     live.run(scenario())
+
+
+def test_single_orders_sent_together_are_each_answered(live: LiveVenue) -> None:
+    """Single ``order`` messages read together go to the node as one submission (the gateway
+    coalesces them); each still gets its own ``result`` with its own ack or refusal, and a
+    message of another kind keeps its place after them."""
+    (account,) = live.accounts()[7:8]
+    live.fund(account)
+
+    async def scenario() -> None:
+        async with AsyncClient(live.url, Signer.from_account(account)) as client, \
+                aiohttp.ClientSession() as session, \
+                session.ws_connect(live.ws_url) as ws:
+            signed = [client.place_order_action(BTC, "buy", size_lots=1,
+                                                price_ticks=900_000 + i,
+                                                time_in_force="post_only")
+                      for i in range(24)]
+            unknown_market = msgspec.structs.replace(
+                client.place_order_action(BTC, "buy", size_lots=1, price_ticks=900_100),
+                market_id=999)
+            frames = [msgspec.json.encode({"op": "order", "id": i, "action": action})
+                      for i, action in enumerate(signed)]
+            frames.insert(10, msgspec.json.encode(
+                {"op": "order", "id": "refused", "action": unknown_market}))
+            frames.append(msgspec.json.encode({"op": "ping", "id": "p"}))
+            for frame in frames:  # no await between them beyond the writes
+                await ws.send_bytes(frame)
+            seen = await _collect(ws, lambda seen: len(seen) == len(frames))
+            answers = {m["id"]: m for m in seen}
+            assert len(answers) == len(frames), "one answer per message"
+            assert answers["p"] == {"type": "pong", "id": "p"}
+            refused = answers["refused"]
+            assert (refused["type"], refused["ack"]) == ("result", None)
+            assert refused["error"]["name"] == "UNKNOWN_MARKET"
+            acks = [answers[i] for i in range(len(signed))]
+            assert all((a["type"], a["status"], a["ack"]["ok"]) == ("result", 200, True)
+                       for a in acks)
+            sequences = [a["ack"]["sequence"] for a in acks]
+            assert len(set(sequences)) == len(sequences)
+            await client.cancel_all()
+
+    live.run(scenario())

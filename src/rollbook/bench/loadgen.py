@@ -16,6 +16,10 @@ Method:
    each action's ack latency is measured alone (below saturation the p99 is the node's, not a
    queue's; at or above it, the queue's growth shows in the figure).
 
+Each phase also reports the CPU seconds this process and the node (``node_pid``, read from
+Linux's ``/proc``; absent elsewhere) spent in it, and the node's per thread
+(``node_threads``, kernel thread id -> name, given by the bench).
+
 Workload (per trader, alternating sides): limit GTC orders of 1-10 lots at the mid ± up to
 ``spread_ticks`` (about half of them cross and fill), and every ``cancel_every``-th action a
 cancel by client id of that trader's order two places earlier (which may have filled: a refused
@@ -26,6 +30,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import random
 import sys
 import time
@@ -69,6 +74,8 @@ class LoadPlan:
     cancel_every: int = 4
     seed: int = 1
     signing_processes: int = 2
+    node_pid: int = 0  # the node's process, whose CPU time each phase reports (0: not reported)
+    node_threads: dict[str, str] | None = None  # its threads: kernel thread id -> name
 
 
 def percentile(sorted_values: Sequence[float], fraction: float) -> float:
@@ -127,6 +134,53 @@ def presign(plan: LoadPlan, total: int, salt: int, nonce_base: int) -> list[list
         with ProcessPoolExecutor(plan.signing_processes) as pool:
             return list(pool.map(_sign_chunk, jobs))
     return [_sign_chunk(job) for job in jobs]
+
+
+def _cpu_s(path: str) -> float | None:
+    """User + system CPU seconds so far of the process or thread whose Linux ``stat`` file is
+    ``path``; None where that is not available."""
+    try:
+        with open(path, encoding="ascii") as handle:
+            fields = handle.read().rsplit(")", 1)[1].split()
+    except (OSError, IndexError):
+        return None
+    # after the command name: state is field 3 of stat(5), utime and stime fields 14 and 15
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+class _CpuMeter:
+    """CPU seconds spent by this process, by the node and by each of the node's threads
+    (named as the node named them) over one phase."""
+
+    def __init__(self, plan: LoadPlan) -> None:
+        self.pid = plan.node_pid
+        self.threads = dict(plan.node_threads or {}) if self.pid > 0 else {}
+        self.mine = time.process_time()
+        self.node = _cpu_s(f"/proc/{self.pid}/stat") if self.pid > 0 else None
+        self.per_thread = self._threads_now()
+
+    def _threads_now(self) -> dict[str, float]:
+        totals: dict[str, float] = {}
+        for tid, name in self.threads.items():
+            seconds = _cpu_s(f"/proc/{self.pid}/task/{tid}/stat")
+            if seconds is not None:
+                totals[name] = totals.get(name, 0.0) + seconds
+        return totals
+
+    def report(self, result: dict[str, Any]) -> None:
+        result["loadgen_cpu_s"] = round(time.process_time() - self.mine, 3)
+        node_now = _cpu_s(f"/proc/{self.pid}/stat") if self.pid > 0 else None
+        if self.node is None or node_now is None:
+            return
+        result["node_cpu_s"] = round(node_now - self.node, 3)
+        # the node's cost per action, whatever share of the cores it got
+        acked = result.get("actions_acked", 0)
+        result["node_cpu_us_per_action"] = (
+            round((node_now - self.node) / acked * 1e6, 1) if acked else None)
+        before = self.per_thread
+        result["node_cpu_s_by_thread"] = {
+            name: round(seconds - before.get(name, 0.0), 3)
+            for name, seconds in sorted(self._threads_now().items())}
 
 
 def _interleave(columns: Sequence[list[bytes]]) -> list[bytes]:
@@ -215,6 +269,7 @@ async def _throughput(plan: LoadPlan, session: aiohttp.ClientSession,
     sockets = [await session.ws_connect(plan.url + "/ws", max_msg_size=WS_MESSAGE_BYTES_MAX)
                for _ in range(plan.connections)]
     started = time.perf_counter()
+    cpu = _CpuMeter(plan)
     deadline = started + plan.duration_s
 
     async def drive(ws: aiohttp.ClientWebSocketResponse, mine: list[list[bytes]]) -> None:
@@ -242,6 +297,7 @@ async def _throughput(plan: LoadPlan, session: aiohttp.ClientSession,
                                                                strict=True)))
     elapsed = time.perf_counter() - started
     result = phase.summary(elapsed)
+    cpu.report(result)
     result["batch_size"] = plan.batch_size
     result["window"] = plan.window
     result["connections"] = plan.connections
@@ -255,6 +311,7 @@ async def _fixed_rate(plan: LoadPlan, session: aiohttp.ClientSession, rate_per_s
     ws = await session.ws_connect(plan.url + "/ws", max_msg_size=WS_MESSAGE_BYTES_MAX)
     reader = asyncio.create_task(_reader(ws, phase, None))
     started = time.perf_counter()
+    cpu = _CpuMeter(plan)
     sent = 0
     message_id = 0
     while sent < len(actions):
@@ -276,6 +333,7 @@ async def _fixed_rate(plan: LoadPlan, session: aiohttp.ClientSession, rate_per_s
     await ws.close()
     reader.cancel()
     result = phase.summary(send_elapsed)
+    cpu.report(result)
     result["offered_rate_per_s"] = rate_per_s
     result["offered"] = sent
     result["unanswered"] = len(phase.sent_at)

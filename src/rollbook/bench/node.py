@@ -13,15 +13,22 @@ Method:
    ``rates_per_s``, so each ack's latency is measured alone). See ``loadgen`` for the workload:
    limit orders around the mid, half of them crossing, and cancels by client id.
 4. The node keeps sequencing, closing batches and publishing them to the embedded chain while
-   it is measured; the figures include all of it. ``--chain none`` runs the same without a
-   settlement layer (deposits credited by the operator), which isolates the publisher's share.
+   it is measured; the figures include all of it. While orders arrive the node paces the
+   embedded chain's work (one poll and publication a second, see ``rollbook.node.core``), so
+   ``batches_submitted_on_chain`` trails ``batches_closed`` under load. ``--chain none`` runs
+   the same without a settlement layer (deposits credited by the operator), which isolates the
+   publisher's share.
 
 Reported: ``orders_per_s`` (actions acknowledged per second in the throughput phase, refused
 receipts included: each is a sequenced, durable action), ``ack_p50_ms`` / ``ack_p99_ms`` (that
 phase: send of a message to receipt of its acks, queueing included),
 ``ack_p99_ms_at_fixed_rate`` with ``fixed_rate_per_s`` (5,000/s; every fixed rate's figures are
 in ``fixed_rate``), ``cores`` (CPUs this process may use:
-the node and the load generator share them), and the node's batches.
+the node and the load generator share them), and the node's batches. Each phase also reports
+(Linux) the CPU seconds the node and the load generator spent in it, the node's CPU per
+acknowledged action and its split by thread (``node_cpu_s_by_thread``: ``MainThread`` is the
+gateway's event loop): on a machine shared with other work the rates and latencies depend on
+the CPU the node got, the CPU per action much less.
 
 Targets (docs/node.md, 2 cores): >= 20,000 signed orders/s with a durable log; ack p99 <= 10 ms
 at 5,000 orders/s. The bench reports what it measures; it does not assert the targets.
@@ -37,6 +44,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -119,6 +127,10 @@ async def _bench(duration_s: float, rates_per_s: tuple[int, ...], fixed_duration
             "connections": connections, "duration_s": duration_s, "rates_per_s": list(rates_per_s),
             "fixed_duration_s": fixed_duration_s,
             "signing_processes": max(1, min(2, os.cpu_count() or 1)),
+            "node_pid": os.getpid(),
+            # this process's threads by kernel id: the load generator reports each one's CPU
+            "node_threads": {str(t.native_id): t.name for t in threading.enumerate()
+                             if t.native_id is not None},
         }
         plan_path = data_dir / "loadgen-plan.json"
         plan_path.write_text(json.dumps(plan), encoding="utf-8")

@@ -163,6 +163,9 @@ def _identity(value: Any) -> Any:
     return value
 
 
+_PLAIN = (bool, str)  # a tuple, not ``bool | str``: that union is rebuilt on every call
+
+
 def _converter(cls: type) -> Callable[[Any], Any]:
     conv = _converters.get(cls)
     if conv is not None:
@@ -183,7 +186,11 @@ def _converter(cls: type) -> Callable[[Any], Any]:
 
 def jsonable(value: Any) -> Any:
     """``value`` as JSON-ready builtins, by the rules of the module docstring."""
-    if value is None or isinstance(value, bool | str):
+    cls = type(value)
+    conv = _converters.get(cls)  # first: a record seen before (every event of every ack)
+    if conv is not None:
+        return conv(value)
+    if value is None or isinstance(value, _PLAIN):
         return value
     if isinstance(value, IntEnum):
         return value.name.lower()
@@ -191,10 +198,6 @@ def jsonable(value: Any) -> Any:
         return value
     if isinstance(value, bytes):
         return _hex(value)
-    cls = type(value)
-    conv = _converters.get(cls)
-    if conv is not None:
-        return conv(value)
     if _is_record(cls):
         return _converter(cls)(value)
     if isinstance(value, tuple | list):

@@ -1,10 +1,11 @@
 """The gateway: HTTP + WebSocket in front of one in-process ``rollbook.node.Node``.
 
 It decodes, validates and rate-limits; it holds no business logic. Every request that passes
-becomes exactly one call on the node (``submit``, ``submit_many``, a query or ``subscribe``);
-every request that does not is answered with an HTTP status, a stable code and a message
-(``rollbook.gateway.errors``) and never reaches the node, so no refusal at the door can change
-venue state or use a nonce.
+becomes one call on the node (``submit_many``, a query or ``subscribe``), except that single
+WebSocket orders read together share one ``submit_many`` (each still answered alone, see
+``Gateway._ws_flush_orders``); every request that does not is answered with an HTTP status,
+a stable code and a message (``rollbook.gateway.errors``) and never reaches the node, so no
+refusal at the door can change venue state or use a nonce.
 
 Order of checks for an action (cheapest first, each refusal final):
 1. size: the body (HTTP) or message (WebSocket) is at most ``REQUEST_BYTES_MAX`` bytes, a batch
@@ -97,6 +98,9 @@ DEFAULT_PORT = 8600
 # REQUEST_BYTES_MAX and this, the client gets a PAYLOAD_TOO_LARGE answer and stays connected
 WS_MESSAGE_BYTES_HARD_MAX = 4 * REQUEST_BYTES_MAX
 WS_HEARTBEAT_S = 30.0
+# single WebSocket orders read together and submitted as one group at most (a bound on how
+# long the first of them waits for the others' recovery; a batch message has its own limit)
+WS_ORDERS_COALESCED_MAX = 256
 SHUTDOWN_TIMEOUT_S = 1.0  # in-flight HTTP requests get this long when the gateway stops
 BOOK_DEPTH_DEFAULT = 20
 BOOK_DEPTH_MAX = 1_000
@@ -191,14 +195,19 @@ def decode_error(error: Exception) -> ApiError:
     return ApiError(GatewayCode.INVALID_VALUE, text)
 
 
+# tuples, not ``A | B`` unions: those are built anew on every evaluation (per ack and event)
+_CREATES_ORDER = (PlaceOrder, ModifyOrder)
+_NAMES_ORDER = (OrderPlaced, OrderCancelled, OrderReduced)
+
+
 def _order_id(signed: SignedTransaction, ack: Ack) -> int | None:
     """The id of the order a place or modify created (ids only grow, so the largest); a
     modify that only shrank the order keeps its id (``OrderReduced``)."""
-    if not isinstance(signed.action, PlaceOrder | ModifyOrder) or not ack.ok:
+    if not isinstance(signed.action, _CREATES_ORDER) or not ack.ok:
         return None
     found = None
     for event in ack.receipt.events:
-        if isinstance(event, OrderPlaced | OrderCancelled | OrderReduced):
+        if isinstance(event, _NAMES_ORDER):
             candidate = event.order_id
         elif isinstance(event, Fill):
             candidate = event.taker_order_id
@@ -239,6 +248,8 @@ class _Connection:
         self.tasks: set[asyncio.Task[None]] = set()
         self.in_flight = 0
         self.closing = False
+        # single orders read but not yet handed to the node (see ``Gateway._ws_message``)
+        self.pending_orders: list[WsOrder] = []
         self.writer = asyncio.create_task(self._write())
 
     def send(self, message: Any) -> None:
@@ -603,8 +614,22 @@ class Gateway:
         except (msgspec.DecodeError, RecursionError) as error:
             self._ws_error(connection, None, decode_error(error))
             return
-        if isinstance(request, WsOrder | WsBatch):
-            count = 1 if isinstance(request, WsOrder) else len(request.actions)
+        if isinstance(request, WsOrder):
+            if connection.in_flight + 1 > self.gateway_in_flight_max:
+                self._ws_error(connection, request.id, ApiError(
+                    GatewayCode.TOO_MANY_IN_FLIGHT, f"{connection.in_flight} unanswered"))
+                return
+            connection.in_flight += 1
+            if not connection.pending_orders:  # after every message read so far
+                asyncio.get_running_loop().call_soon(self._ws_flush_orders, connection)
+            connection.pending_orders.append(request)
+            if len(connection.pending_orders) >= WS_ORDERS_COALESCED_MAX:
+                self._ws_flush_orders(connection)
+            return
+        # anything else keeps its place after the orders read before it
+        self._ws_flush_orders(connection)
+        if isinstance(request, WsBatch):
+            count = len(request.actions)
             if connection.in_flight + count > self.gateway_in_flight_max:
                 self._ws_error(connection, request.id, ApiError(
                     GatewayCode.TOO_MANY_IN_FLIGHT, f"{connection.in_flight} unanswered"))
@@ -627,23 +652,43 @@ class Gateway:
     def gateway_in_flight_max(self) -> int:
         return self.config.ws_in_flight_max
 
-    async def _ws_actions(self, connection: _Connection, request: WsOrder | WsBatch,
-                          count: int) -> None:
+    def _ws_flush_orders(self, connection: _Connection) -> None:
+        """Hand the connection's pending single orders to the node as one submission.
+
+        Single orders that arrive together (read in one pass of the event loop) become one
+        ``submit_many``: one recovery job, one sequencer item and one wake-up of the event
+        loop for all of them instead of one each, and the node sequences them in the order
+        they were read. Each still gets its own ``result`` (or ``error``) message, exactly as
+        if it had been submitted alone; a coalesced group holds at most
+        ``WS_ORDERS_COALESCED_MAX`` orders."""
+        orders = connection.pending_orders
+        if orders:
+            connection.pending_orders = []
+            if connection.closing:  # never submitted, never answered: as if never read
+                connection.in_flight -= len(orders)
+                return
+            connection.spawn(self._ws_orders(connection, orders))
+
+    async def _ws_orders(self, connection: _Connection, orders: list[WsOrder]) -> None:
         try:
-            if isinstance(request, WsOrder):
-                result = await self._guarded(self.submit(request.action))
-                if isinstance(result, ApiError):
-                    self._ws_error(connection, request.id, result)
-                else:
-                    connection.send({"type": "result", "id": request.id,
-                                     "status": result.status, "ack": result.ack,
-                                     "error": result.error})
+            results = await self._guarded(self.submit_batch([o.action for o in orders]))
+            if isinstance(results, ApiError):
+                for order in orders:
+                    self._ws_error(connection, order.id, results)
+                return
+            for order, result in zip(orders, results, strict=True):
+                connection.send({"type": "result", "id": order.id, "status": result.status,
+                                 "ack": result.ack, "error": result.error})
+        finally:
+            connection.in_flight -= len(orders)
+
+    async def _ws_actions(self, connection: _Connection, request: WsBatch, count: int) -> None:
+        try:
+            results = await self._guarded(self.submit_batch(request.actions))
+            if isinstance(results, ApiError):
+                self._ws_error(connection, request.id, results)
             else:
-                results = await self._guarded(self.submit_batch(request.actions))
-                if isinstance(results, ApiError):
-                    self._ws_error(connection, request.id, results)
-                else:
-                    connection.send({"type": "results", "id": request.id, "results": results})
+                connection.send({"type": "results", "id": request.id, "results": results})
         finally:
             connection.in_flight -= count
 

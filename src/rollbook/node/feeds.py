@@ -158,6 +158,10 @@ class MarketData:
         if not events:
             return
         resting = self._resting
+        # book levels and account events are only worth collecting for a subscriber: with
+        # none (the common case under load) this is the trades and fills histories only
+        books = bool(self.book_interest)
+        owners = bool(self.account_interest)
         levels: dict[int, set[tuple[bool, int]]] | None = None
         departed: list[int] = []
         accounts: list[tuple[SubaccountKey, str, Any]] = []
@@ -177,39 +181,46 @@ class MarketData:
                     event.market_id, sequence, batch_index, event.taker_order_id, False,
                     event.taker_is_buy, event.price_ticks, event.size_lots,
                     event.taker_fee_quantums)))
-                levels = _touch(levels, event.market_id, maker_side, event.price_ticks)
                 departed.append(event.maker_order_id)
-                accounts.append(((event.maker_owner, event.maker_subaccount), "fill", event))
-                accounts.append(((event.taker_owner, event.taker_subaccount), "fill", event))
-                positions.add((event.maker_owner, event.maker_subaccount, event.market_id))
-                positions.add((event.taker_owner, event.taker_subaccount, event.market_id))
+                if books:
+                    levels = _touch(levels, event.market_id, maker_side, event.price_ticks)
+                if owners:
+                    accounts.append(((event.maker_owner, event.maker_subaccount), "fill", event))
+                    accounts.append(((event.taker_owner, event.taker_subaccount), "fill", event))
+                    positions.add((event.maker_owner, event.maker_subaccount, event.market_id))
+                    positions.add((event.taker_owner, event.taker_subaccount, event.market_id))
             elif kind is OrderPlaced:
                 resting[event.order_id] = (event.market_id, event.is_buy, event.price_ticks,
                                            event.owner, event.subaccount)
-                levels = _touch(levels, event.market_id, event.is_buy, event.price_ticks)
-                accounts.append(((event.owner, event.subaccount), "order_placed", event))
+                if books:
+                    levels = _touch(levels, event.market_id, event.is_buy, event.price_ticks)
+                if owners:
+                    accounts.append(((event.owner, event.subaccount), "order_placed", event))
             elif kind is OrderCancelled or kind is OrderReduced:
                 known = resting.get(event.order_id)
                 if known is not None:
-                    levels = _touch(levels, known[0], known[1], known[2])
                     departed.append(event.order_id)
-                    name = "order_cancelled" if kind is OrderCancelled else "order_reduced"
-                    accounts.append(((known[3], known[4]), name, event))
+                    if books:
+                        levels = _touch(levels, known[0], known[1], known[2])
+                    if owners:
+                        name = "order_cancelled" if kind is OrderCancelled else "order_reduced"
+                        accounts.append(((known[3], known[4]), name, event))
             elif kind is MmpTriggered:
                 for order_id in event.cancelled_order_ids:
                     known = resting.get(order_id)
                     if known is not None:
-                        levels = _touch(levels, known[0], known[1], known[2])
                         departed.append(order_id)
-            else:
+                        if books:
+                            levels = _touch(levels, known[0], known[1], known[2])
+            elif owners:
                 _account_events(event, accounts, positions)
         orders = state.orders
         for order_id in departed:
             if order_id not in orders:
                 resting.pop(order_id, None)
-        if levels is not None and self.book_interest:
+        if levels is not None:
             self._book_deltas(state, levels, sequence, batch_index, out)
-        if self.account_interest:
+        if owners:
             self._account_messages(state, accounts, positions, sequence, batch_index, out)
 
     def _book_deltas(self, state: State, levels: dict[int, set[tuple[bool, int]]],

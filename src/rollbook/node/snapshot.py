@@ -53,6 +53,7 @@ import os
 import pickle
 import re
 import struct
+import traceback
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -300,6 +301,8 @@ def fork_and_write(directory: Path, snapshot: NodeSnapshot) -> int:
         write_temporary(directory, snapshot.batch_index, snapshot.wal_sequence,
                         dumps_snapshot(snapshot), os.getpid())
         status = 0
+    except BaseException:  # the parent sees only the status: say why on the shared stderr
+        traceback.print_exc()
     finally:
         os._exit(status)
 
