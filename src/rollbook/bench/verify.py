@@ -21,9 +21,13 @@ Measured, interleaved ``repeats`` times (best of each):
 What bounds the ratio: the verifier does everything the limit does plus decoding, admission,
 the STF and the root; with 2 cores it is at most R / (R + D + S) where R is the CPU time of a
 recovery and D + S that of decoding and executing one transaction (``breakdown_us_per_tx``
-reports each, measured single-threaded). The machine's own parallelism is reported too
-(``parallelism``: CPU time over wall time of two threads of GIL-free work): on a busy shared
-machine both figures drop together.
+reports each, measured single-threaded). The bound holds only if the recovery threads really
+run while the main thread executes: each coincurve call gives the GIL up and must take it back
+from a main thread that never yields it, which CPython allows once per switch interval, so the
+``RecoveryPipeline`` lowers that interval while it is open (see ``rollbook.verifier.pipeline``).
+The machine's own parallelism is reported too (``parallelism``: CPU time over wall time of two
+threads of GIL-free work): on a busy shared machine both figures drop together, and with one
+core free the ratio is R / (R + D + S) as well, so judge changes by ``breakdown_us_per_tx``.
 """
 
 from __future__ import annotations

@@ -38,7 +38,7 @@ import struct
 from collections.abc import Sequence
 from concurrent.futures import Executor
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 from rollbook.execution.encoding import (
     TRANSACTION_BYTES_MAX,
@@ -93,6 +93,7 @@ __all__ = [
     "Committer",
     "Entry",
     "SignedEntry",
+    "SignerRecovery",
     "SystemEntry",
     "decode_batch_data",
     "decode_entry",
@@ -172,6 +173,15 @@ class BatchData:
     timestamp_ms: int
     previous_root: bytes
     entries: tuple[Entry, ...]
+
+
+@runtime_checkable
+class SignerRecovery(Protocol):
+    """An executor that recovers a batch's signers itself (``RecoveryPipeline``: from work it
+    started ahead); the results must be exactly ``recover_signers(domain, signed)``."""
+
+    def recover(self, domain: Eip712Domain, signed: Sequence[SignedTransaction],
+                ) -> list[VerifiedTransaction | AdmissionError]: ...
 
 
 class Committer(Protocol):
@@ -267,12 +277,12 @@ def decode_batch_data(data: bytes) -> BatchData:
         raise BatchDataError(f"unsupported batch data version {version}")
     if count > BATCH_ENTRIES_MAX:
         raise BatchDataError(f"{count} entries (at most {BATCH_ENTRIES_MAX})")
-    view = memoryview(data)
     offset = _HEADER.size
     entries: list[Entry] = []
+    append = entries.append
     for _ in range(count):
-        entry, offset = decode_entry(view, offset)
-        entries.append(entry)
+        entry, offset = decode_entry(data, offset)  # bytes: each body is sliced out once
+        append(entry)
     if offset != len(data):
         raise BatchDataError(f"{len(data) - offset} trailing bytes after {count} entries")
     return BatchData(index, timestamp_ms, bytes(previous_root), tuple(entries))
@@ -329,16 +339,22 @@ class BatchExecution:
     def execute(self, entry: Entry, verified: VerifiedTransaction | None = None) -> Receipt:
         """Apply one entry. ``verified`` is the signer recovered ahead (on a pool); without it
         the signature is recovered here."""
-        if not self.fits(entry):
+        # ``fits`` inlined (one lookup per entry once its type's bound is known)
+        bound = self._bounds.get(type(entry.tx if isinstance(entry, SystemEntry)
+                                      else entry.signed.action))
+        if bound is None:
+            bound = self.bound_units(entry)
+        if self.used_units + bound > self.limit_units:
             return _BATCH_FULL
         if isinstance(entry, SystemEntry):
             receipt = apply_transaction(self.state, entry.tx)
         else:
+            signed = entry.signed
             if verified is None:
-                verified = recover_signer(self.domain, entry.signed)
-            assert verified.signed is entry.signed or verified.signed == entry.signed
+                verified = recover_signer(self.domain, signed)
+            assert verified.signed is signed or verified.signed == signed
             self.admission.admit(verified, self.timestamp_ms)  # raises before any change
-            action = entry.signed.action
+            action = signed.action
             if isinstance(action, _AGENT_ACTIONS):
                 receipt = _AGENT_RECEIPT
             else:
@@ -349,35 +365,34 @@ class BatchExecution:
 
 def replay_batch(state: State, commitment: Committer, admission: AdmissionState,
                  domain: Eip712Domain, data: bytes | BatchData,
-                 executor: Executor | None = None) -> tuple[list[Receipt], bytes]:
+                 executor: Executor | SignerRecovery | None = None) -> tuple[list[Receipt], bytes]:
     """Apply published batch ``data`` on ``state`` (at ``commitment.root``); receipts and root.
 
     Checks every signature (low-s), nonce and agent right exactly as the sequencer did and
     raises ``BatchReplayError`` for anything it would have refused; the state is then
     mid-batch and must be discarded. ``executor`` recovers the signatures on a thread pool
-    first (pure, so the result is the same), in ``recover_signers``' chunks.
+    first (pure, so the result is the same): a ``SignerRecovery`` through its ``recover``,
+    any other executor in ``recover_signers``' chunks.
     """
     batch = decode_batch_data(data) if isinstance(data, bytes) else data
     if batch.previous_root != commitment.root:
         raise BatchReplayError(-1, f"batch {batch.index} extends {batch.previous_root.hex()}, "
                                    f"the state is at {commitment.root.hex()}")
-    signed_positions = [i for i, e in enumerate(batch.entries) if isinstance(e, SignedEntry)]
-    recovered = _recover(domain, [batch.entries[i] for i in signed_positions], executor)
-    verified_at = dict(zip(signed_positions, recovered, strict=True))
+    signed = [entry.signed for entry in batch.entries if isinstance(entry, SignedEntry)]
+    recovered = (executor.recover(domain, signed) if isinstance(executor, SignerRecovery)
+                 else recover_signers(domain, signed, executor))  # one per signed entry, in order
+    assert len(recovered) == len(signed)
+    next_recovered = iter(recovered).__next__
     execution = BatchExecution(state, admission, domain, batch.index, batch.timestamp_ms)
+    execute = execution.execute
     receipts: list[Receipt] = []
+    append = receipts.append
     for position, entry in enumerate(batch.entries):
+        verified = next_recovered() if isinstance(entry, SignedEntry) else None
         try:
-            verified = verified_at.get(position)
             if isinstance(verified, AdmissionError):
                 raise verified
-            receipts.append(execution.execute(entry, verified))
+            append(execute(entry, verified))
         except AdmissionError as error:
             raise BatchReplayError(position, str(error)) from error
     return receipts, commitment.commit(state)
-
-
-def _recover(domain: Eip712Domain, entries: Sequence[Entry], executor: Executor | None,
-             ) -> list[VerifiedTransaction | AdmissionError]:
-    signed = [entry.signed for entry in entries if isinstance(entry, SignedEntry)]
-    return recover_signers(domain, signed, executor)

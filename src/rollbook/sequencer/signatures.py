@@ -203,6 +203,8 @@ _USER_STF_TYPES = (PlaceOrder, CancelOrder, CancelOrderByClientId, CancelAll, Mo
                    Withdraw, Transfer, SetMarginMode, MoveIsolatedMargin, SetPortfolioMargin,
                    SetMmp, MassQuote)
 assert set(_USER_STF_TYPES) | {RegisterAgent, RevokeAgent} == set(USER_ACTION_TYPES)
+# decode_transaction builds exactly these classes (never subclasses): a set lookup decides
+_USER_STF_TYPE_SET = frozenset(_USER_STF_TYPES)
 _ZERO = bytes(ADDRESS_BYTES)
 # every user layout is fixed-width but MassQuote's, which is bounded by its quote count: measure
 # the widest against the limit, so that a layout change in rollbook.execution.encoding cannot
@@ -251,10 +253,20 @@ def decode_signed_transaction(data: bytes) -> SignedTransaction:
     version, kind, nonce_ms, signature = _PREFIX.unpack_from(data)
     if version != SIGNED_ENCODING_VERSION:
         raise AdmissionError(AdmissionCode.MALFORMED_ENCODING, f"version {version}")
-    body = bytes(data[_PREFIX.size:])
+    body = bytes(data[_PREFIX.size:])  # no copy for a bytes ``data``: slicing made it
     action: UserAction
     if kind == _KIND_TRANSACTION:
-        action = _decode_stf_body(body)
+        try:
+            tx: Transaction = decode_transaction(body)
+        except DecodeError as error:
+            raise AdmissionError(AdmissionCode.MALFORMED_ENCODING, str(error)) from error
+        if type(tx) not in _USER_STF_TYPE_SET:  # deposits, oracle and operator txs: unsigned
+            raise AdmissionError(AdmissionCode.MALFORMED_ENCODING,
+                                 f"{type(tx).__name__} is not a user action")
+        if type(tx) is MassQuote and len(tx.quotes) > MASS_QUOTE_QUOTES_MAX:
+            raise AdmissionError(AdmissionCode.MALFORMED_ENCODING,
+                                 f"{len(tx.quotes)} > {MASS_QUOTE_QUOTES_MAX} quotes")
+        action = tx  # type: ignore[assignment]  # one of _USER_STF_TYPES, checked above
     elif kind == _KIND_REGISTER_AGENT:
         action = _decode_register_agent(body)
     elif kind == _KIND_REVOKE_AGENT:
@@ -265,20 +277,6 @@ def decode_signed_transaction(data: bytes) -> SignedTransaction:
     else:
         raise AdmissionError(AdmissionCode.MALFORMED_ENCODING, f"kind {kind}")
     return SignedTransaction(action, nonce_ms, signature)
-
-
-def _decode_stf_body(body: bytes) -> UserAction:
-    try:
-        tx: Transaction = decode_transaction(body)
-    except DecodeError as error:
-        raise AdmissionError(AdmissionCode.MALFORMED_ENCODING, str(error)) from error
-    if not isinstance(tx, _USER_STF_TYPES):  # deposits, oracle and operator txs are not signed
-        raise AdmissionError(AdmissionCode.MALFORMED_ENCODING,
-                             f"{type(tx).__name__} is not a user action")
-    if isinstance(tx, MassQuote) and len(tx.quotes) > MASS_QUOTE_QUOTES_MAX:
-        raise AdmissionError(AdmissionCode.MALFORMED_ENCODING,
-                             f"{len(tx.quotes)} > {MASS_QUOTE_QUOTES_MAX} quotes")
-    return tx
 
 
 def _decode_register_agent(body: bytes) -> RegisterAgent:

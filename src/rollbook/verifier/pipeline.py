@@ -2,46 +2,91 @@
 while the current batch executes.
 
 ``replay_batch`` (the one replay path, ``rollbook.sequencer.batch_data``) recovers a batch's
-signatures through ``recover_signers(domain, signed, executor)`` before it executes any entry:
-with more than ``RECOVERY_CHUNK_MAX`` signed entries it hands the executor one task per chunk
-(``executor.map``). ``RecoveryPipeline`` is that executor. ``prefetch(batch)`` submits the
-chunks of a batch that has not been replayed yet to its pool; when ``replay_batch`` later asks
-for the same chunks, ``map`` hands back the futures already running (or done) instead of
+signatures before it executes any entry. Given a ``RecoveryPipeline`` it asks the pipeline's
+``recover(domain, signed)``, which splits the batch into chunks (``chunk_signatures``: spread
+over the threads, at most ``RECOVERY_CHUNK_MAX`` each) and runs one pool task per chunk.
+``prefetch(batch)`` submits the same chunks of a batch that has not been replayed yet; when
+``recover`` later asks for them it takes the futures already running (or done) instead of
 starting the work again. coincurve releases the GIL inside the recovery, so the pool's threads
-recover batch n + 1 while the main thread runs the STF on batch n.
+recover batch n + 1 while the main thread runs the STF on batch n, small batches included.
+The pipeline is also a plain ``Executor`` (``recover_signers(domain, signed, pipeline)`` maps
+its chunks through it, and takes prefetched chunks that are the same work).
 
 Invariants:
 - results are exactly ``recover_signers``' (recovery is a pure function of the signed
   transaction and the domain): a prefetched chunk is used only if it holds the very same
   ``SignedTransaction`` objects, in the same order, for the same domain; anything else is
-  computed afresh on the pool, so a change in how ``recover_signers`` chunks its work costs
-  speed, never correctness (``hits``/``misses`` show which happened);
+  computed afresh on the pool, so a change in how the chunks are cut costs speed, never
+  correctness (``hits``/``misses`` show which happened);
 - only the thread that calls ``prefetch`` and ``replay_batch`` touches the prefetch table.
 
-Limits: a batch with at most ``RECOVERY_CHUNK_MAX`` signed entries is recovered by
-``recover_signers`` inline, without the executor, so it is neither prefetched nor parallel
-(prefetching it would recover it twice). At most ``PREFETCH_BATCHES_MAX`` batches are held
-ahead.
+The GIL: every coincurve call releases the GIL and must take it back when it returns, while
+the main thread runs the STF in Python and never lets go of it on its own. A thread waiting
+for the GIL may wait up to the switch interval (5 ms by default) before CPython makes the
+holder drop it, so a recovery thread can sit idle for most of a batch's execution (measured on
+the 2-core bench machine, at times: 150 to 450 of 6,000 recoveries completed while batches
+executed, 2,200 to 4,000 with the interval lowered). While a pipeline is open the
+interpreter's switch interval is lowered to ``RECOVERY_SWITCH_INTERVAL_S`` (process-wide: the
+interval is one setting of the interpreter; the previous value comes back when the last open
+pipeline shuts down). It changes when threads switch, never what any of them computes.
+
+Limits: at most ``PREFETCH_BATCHES_MAX`` batches are held ahead. A batch is recovered on at
+most ``threads`` threads at once; its chunks are not split further.
 """
 
 from __future__ import annotations
 
+import sys
+import threading
 from collections import OrderedDict
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import Executor, Future, ThreadPoolExecutor
 from typing import Any, ParamSpec, TypeVar
 
 from rollbook.sequencer.batch_data import BatchData, SignedEntry
 from rollbook.sequencer.eip712 import Eip712Domain
+from rollbook.sequencer.errors import AdmissionError
 from rollbook.sequencer.signatures import (
     RECOVERY_CHUNK_MAX,
     SignedTransaction,
+    VerifiedTransaction,
     recover_signers,
 )
 
-__all__ = ["PREFETCH_BATCHES_MAX", "RecoveryPipeline"]
+__all__ = ["PREFETCH_BATCHES_MAX", "RECOVERY_SWITCH_INTERVAL_S", "RecoveryPipeline"]
 
 PREFETCH_BATCHES_MAX = 4  # batches recovered ahead; each holds at most a batch of results
+# a recovery is ~35 us of GIL-free C between short Python steps; on the 2-core bench machine
+# intervals from 0.1 ms to 1 ms measured alike (recovery threads kept busy while the STF runs),
+# 5 ms at times let them finish half as many: the middle of that range, on a log scale
+RECOVERY_SWITCH_INTERVAL_S = 0.0003
+
+
+class _SwitchInterval:
+    """The interpreter's switch interval, lowered while at least one pipeline is open."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._open = 0
+        self._previous = 0.0
+
+    def lower(self, interval_s: float) -> None:
+        with self._lock:
+            if self._open == 0:
+                self._previous = sys.getswitchinterval()
+            self._open += 1
+            if interval_s < sys.getswitchinterval():
+                sys.setswitchinterval(interval_s)
+
+    def release(self) -> None:
+        with self._lock:
+            self._open -= 1
+            assert self._open >= 0
+            if self._open == 0:
+                sys.setswitchinterval(self._previous)
+
+
+_SWITCH_INTERVAL = _SwitchInterval()
 
 _P = ParamSpec("_P")
 _T = TypeVar("_T")
@@ -50,35 +95,72 @@ _T = TypeVar("_T")
 class RecoveryPipeline(Executor):
     """A thread-pool executor that can start a batch's signature recovery ahead of time."""
 
-    def __init__(self, domain: Eip712Domain, threads: int) -> None:
+    def __init__(self, domain: Eip712Domain, threads: int,
+                 switch_interval_s: float | None = RECOVERY_SWITCH_INTERVAL_S) -> None:
+        """``switch_interval_s`` None leaves the interpreter's switch interval alone."""
         if threads < 1:
             raise ValueError(f"threads={threads} must be >= 1")
+        if switch_interval_s is not None and not switch_interval_s > 0:
+            raise ValueError(f"switch_interval_s={switch_interval_s} must be positive")
         self.domain = domain
         self.threads = threads
         self._pool = ThreadPoolExecutor(max_workers=threads,
                                         thread_name_prefix="rollbook-verify-recover")
         # id(first signed transaction of a chunk) -> (chunk, future); batches in prefetch order
+        # with their chunks, which keeps those objects alive, so that no id in either table can
+        # be reused by another object before its batch is evicted
         self._ahead: dict[int, tuple[list[SignedTransaction], Future[Any]]] = {}
-        self._batches: OrderedDict[int, list[int]] = OrderedDict()
+        self._batches: OrderedDict[int, list[list[SignedTransaction]]] = OrderedDict()
         self.hits = 0
         self.misses = 0
+        self._lowered = switch_interval_s is not None
+        if switch_interval_s is not None:
+            _SWITCH_INTERVAL.lower(switch_interval_s)
+
+    def chunk_signatures(self, count: int) -> int:
+        """Signatures per pool task for a batch of ``count``: spread over every thread, at most
+        ``RECOVERY_CHUNK_MAX`` (a batch of ``threads * RECOVERY_CHUNK_MAX`` or more is chunked
+        as ``recover_signers`` chunks it)."""
+        return max(1, min(RECOVERY_CHUNK_MAX, -(-count // self.threads)))
 
     def prefetch(self, batch: BatchData) -> None:
-        """Start recovering ``batch``'s signatures (no-op for a small or known batch)."""
+        """Start recovering ``batch``'s signatures (no-op for a batch without any, or known)."""
         signed = [entry.signed for entry in batch.entries if isinstance(entry, SignedEntry)]
-        if len(signed) <= RECOVERY_CHUNK_MAX or id(signed[0]) in self._ahead:
+        if not signed or id(signed[0]) in self._ahead:
             return
         while len(self._batches) >= PREFETCH_BATCHES_MAX:
             _, stale = self._batches.popitem(last=False)
-            for key in stale:
-                self._ahead.pop(key, None)
-        keys = []
-        for start in range(0, len(signed), RECOVERY_CHUNK_MAX):
-            chunk = signed[start:start + RECOVERY_CHUNK_MAX]
+            for chunk in stale:  # only its own chunks: one taken and prefetched again is newer
+                found = self._ahead.get(id(chunk[0]))
+                if found is not None and found[0] is chunk:
+                    del self._ahead[id(chunk[0])]
+        chunks = []
+        size = self.chunk_signatures(len(signed))
+        for start in range(0, len(signed), size):
+            chunk = signed[start:start + size]
             self._ahead[id(chunk[0])] = (chunk, self._pool.submit(recover_signers, self.domain,
                                                                   chunk))
-            keys.append(id(chunk[0]))
-        self._batches[id(signed[0])] = keys
+            chunks.append(chunk)
+        self._batches[id(signed[0])] = chunks
+
+    def recover(self, domain: Eip712Domain, signed: Sequence[SignedTransaction],
+                ) -> list[VerifiedTransaction | AdmissionError]:
+        """``recover_signers(domain, signed)``, from the prefetched work where it is the same
+        (``replay_batch`` calls this rather than ``recover_signers`` when it is given a
+        pipeline); chunks that were not prefetched run on the pool, small batches included."""
+        if not signed:
+            return []
+        size = self.chunk_signatures(len(signed))
+        futures = []
+        for start in range(0, len(signed), size):
+            chunk = list(signed[start:start + size])
+            futures.append(self._take((domain, chunk))
+                           or self._pool.submit(recover_signers, domain, chunk))
+        results: list[VerifiedTransaction | AdmissionError] = []
+        for future in futures:
+            results.extend(future.result())
+        assert len(results) == len(signed)
+        return results
 
     def forget(self) -> None:
         """Drop everything prefetched (after a rollback the next batches differ)."""
@@ -101,8 +183,12 @@ class RecoveryPipeline(Executor):
         return results()
 
     def shutdown(self, wait: bool = True, *, cancel_futures: bool = False) -> None:
+        """Stop the pool and give the switch interval back (idempotent)."""
         self.forget()
         self._pool.shutdown(wait, cancel_futures=cancel_futures)
+        if self._lowered:
+            self._lowered = False
+            _SWITCH_INTERVAL.release()
 
     def _take(self, args: tuple[Any, ...]) -> Future[Any] | None:
         """The prefetched future for ``(domain, chunk)`` arguments, if it is the same work."""
