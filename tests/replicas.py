@@ -10,13 +10,13 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from rollbook.execution import Batch
 from rollbook.execution.encoding import encode_batch
 
-__all__ = ["CHILD_TIMEOUT_S", "assert_replicas_agree"]
+__all__ = ["CHILD_TIMEOUT_S", "assert_pure_replica_agrees", "assert_replicas_agree"]
 
 CHILD_TIMEOUT_S = 120
 
@@ -30,17 +30,18 @@ def _write_stream(batches: Sequence[Batch], path: Path) -> None:
 
 def assert_replicas_agree(batches: Sequence[Batch], expected_lines: Sequence[str], child: str,
                           child_args: Sequence[str], hash_seeds: Sequence[str],
-                          tmp_path: Path) -> list[str]:
-    """Run ``child`` once per hash seed on the encoded stream; assert every batch's line
-    matches; return each child's hash probe (so the caller can check the seeds differed)."""
+                          tmp_path: Path, env: Mapping[str, str] | None = None) -> list[str]:
+    """Run ``child`` once per hash seed on the encoded stream (with ``env`` added to this
+    process's environment); assert every batch's line matches; return each child's hash probe
+    (so the caller can check the seeds differed)."""
     path = tmp_path / "stream.bin"
     _write_stream(batches, path)
     children = []
     for hash_seed in hash_seeds:
-        env = {**os.environ, "PYTHONHASHSEED": hash_seed}
+        child_env = {**os.environ, **(env or {}), "PYTHONHASHSEED": hash_seed}
         children.append(subprocess.Popen(
             [sys.executable, "-c", child, str(path), *child_args],
-            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env))
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=child_env))
     probes = []
     for hash_seed, process in zip(hash_seeds, children, strict=True):
         stdout, stderr = process.communicate(timeout=CHILD_TIMEOUT_S)
@@ -51,3 +52,53 @@ def assert_replicas_agree(batches: Sequence[Batch], expected_lines: Sequence[str
         for number, (line, expected) in enumerate(zip(lines, expected_lines, strict=True), 1):
             assert line == expected, f"PYTHONHASHSEED={hash_seed} diverged at batch {number}"
     return probes
+
+
+
+_PURE_PROBE = "from rollbook._pure import is_compiled; print(is_compiled())"
+# Receipts rendered without enum types: compiled, an IntEnum member stored in a field declared
+# ``int`` (e.g. ``OrderCancelled.reason``) becomes a plain int, so ``repr`` differs between the
+# builds although every value (and the state root) is equal.
+_CANONICAL = r"""
+import dataclasses, enum
+def _canonical(value):
+    if isinstance(value, enum.IntEnum):
+        return int(value)
+    if isinstance(value, (tuple, list)):
+        return tuple(_canonical(v) for v in value)
+    if dataclasses.is_dataclass(value):
+        return (type(value).__name__,
+                tuple(_canonical(getattr(value, f.name)) for f in dataclasses.fields(value)))
+    return value
+"""
+
+
+def assert_pure_replica_agrees(batches: Sequence[Batch], expected_lines: Sequence[str],
+                               child: str, child_args: Sequence[str], tmp_path: Path) -> None:
+    """The differential test of the compiled build: a child with ``ROLLBOOK_PURE=1`` (checked
+    to run interpreted) and a compiled child replay the stream and must print the same state
+    root and receipts after every batch; the roots must also be ``expected_lines``' (computed
+    in this compiled process). ``child`` prints ``repr(receipts)``'s digest; here the receipts
+    are compared by value (``_CANONICAL``)."""
+    pure_env = {**os.environ, "ROLLBOOK_PURE": "1"}
+    probe = subprocess.run([sys.executable, "-c", _PURE_PROBE], capture_output=True, text=True,
+                           env=pure_env, timeout=CHILD_TIMEOUT_S, check=True)
+    assert probe.stdout.strip() == "False", probe.stderr
+    assert "repr(receipts)" in child
+    canonical_child = _CANONICAL + child.replace("repr(receipts)", "repr(_canonical(receipts))")
+    compiled_lines = _replay(batches, canonical_child, child_args, tmp_path, {})
+    assert [line.split()[0] for line in compiled_lines] == [
+        line.split()[0] for line in expected_lines]
+    assert_replicas_agree(batches, compiled_lines, canonical_child, child_args, ("0",),
+                          tmp_path, env={"ROLLBOOK_PURE": "1"})
+
+
+def _replay(batches: Sequence[Batch], child: str, child_args: Sequence[str], tmp_path: Path,
+            env: Mapping[str, str]) -> list[str]:
+    path = tmp_path / "stream-compiled.bin"
+    _write_stream(batches, path)
+    completed = subprocess.run([sys.executable, "-c", child, str(path), *child_args],
+                               capture_output=True, text=True, env={**os.environ, **env},
+                               timeout=CHILD_TIMEOUT_S, check=False)
+    assert completed.returncode == 0, completed.stderr
+    return completed.stdout.splitlines()[1:]  # after the hash probe

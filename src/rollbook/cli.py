@@ -139,6 +139,11 @@ def _demo(args: argparse.Namespace) -> int:
     return 0 if report.complete else 1
 
 
+def _build(result: dict[str, Any]) -> str:
+    """How a bench's ``compiled`` field reads in the human output."""
+    return "STF compiled (mypyc)" if result.get("compiled") else "STF pure Python"
+
+
 def _bench_node(args: argparse.Namespace) -> int:
     from rollbook.bench.node import run_node_bench
 
@@ -151,7 +156,8 @@ def _bench_node(args: argparse.Namespace) -> int:
         print(json.dumps(result))
         return 0
     print(f"Node + gateway, durable log, chain: {result['chain']} ({result['cores']} cores, "
-          f"Python {result['python']}; load from a separate process over WebSocket)")
+          f"Python {result['python']}, {_build(result)}; load from a separate process over "
+          "WebSocket)")
     print(f"  signed orders/s:       {result['orders_per_s']:,.0f} "
           f"(ack p50 {result['ack_p50_ms']:.1f} ms, p99 {result['ack_p99_ms']:.1f} ms at "
           f"saturation)")
@@ -173,7 +179,7 @@ def _bench_stf(args: argparse.Namespace) -> int:
         print(json.dumps(result))
         return 0
     print(f"STF, standard workload (seed {result['seed']}, {result['ops']:,} operations, "
-          f"{result['batches']} batches, Python {result['python']})")
+          f"{result['batches']} batches, Python {result['python']}, {_build(result)})")
     print(f"  orders/s:              {result['orders_per_s']:,.0f}")
     print(f"  fills:                 {result['fills']:,}; resting at end: "
           f"{result['resting_orders_end']:,}")
@@ -302,7 +308,7 @@ def _bench_verify(args: argparse.Namespace) -> int:
         return 0
     print(f"Verifier replay ({result['transactions']:,} signed transactions in "
           f"{result['batches']} batches, {result['threads']} recovery threads, "
-          f"{result['cores']} cores, Python {result['python']})")
+          f"{result['cores']} cores, Python {result['python']}, {_build(result)})")
     print(f"  verified tx/s:          {result['txs_per_s']:,}")
     print(f"  signature limit/s:      {result['sig_limit_per_s']:,} (recover_signers, same pool)")
     print(f"  ratio to limit:         {result['ratio_to_limit']}")

@@ -20,7 +20,8 @@ from pathlib import Path
 import pytest
 
 from conftest import ORACLE_ADDRESS, USDC, signed_oracle, venue_config
-from replicas import assert_replicas_agree
+from replicas import assert_pure_replica_agrees, assert_replicas_agree
+from rollbook._pure import is_compiled
 from rollbook.commitment import apply_and_commit, genesis_commitment
 from rollbook.execution import (
     Batch,
@@ -256,3 +257,11 @@ def test_replicas_with_different_hash_seeds_agree_after_every_batch(
                                    (ORACLE_ADDRESS.hex(),), HASH_SEEDS, tmp_path)
     # the replicas really ran with different string hashing
     assert len(set(probes)) >= 3
+
+
+@pytest.mark.skipif(not is_compiled(), reason="differential test of the mypyc-compiled build")
+def test_the_pure_build_agrees_with_the_compiled_build_after_every_batch(
+        stream: _StreamBuilder, tmp_path: Path) -> None:
+    # the stream's roots and receipts were computed here, compiled; the reference replays it
+    assert_pure_replica_agrees(stream.batches, stream.lines, CHILD, (ORACLE_ADDRESS.hex(),),
+                               tmp_path)

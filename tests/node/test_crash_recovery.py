@@ -172,11 +172,30 @@ def _power_cut(data_dir: Path, durable: int, rng: random.Random) -> None:
     last.write_bytes(damaged)
 
 
+def _cut_torn_ack(ack_file: Path) -> None:
+    """Drop a last ack line the kill cut short (no newline), before the next child appends.
+
+    A small O_APPEND write is atomic between writers, but a SIGKILL can cut one that straddles
+    a page boundary: the kernel stops between pages and the write comes back short. That line's
+    ack never fully reached the harness, so it is not claimed; cutting it keeps the next
+    child's first line whole.
+    """
+    if not ack_file.exists():
+        return
+    data = ack_file.read_bytes()
+    complete = data.rfind(b"\n") + 1
+    if complete < len(data):
+        with open(ack_file, "r+b") as file:
+            file.truncate(complete)
+
+
 def _acks(ack_file: Path) -> list[tuple[int, bytes, int, int]]:
     if not ack_file.exists():
         return []
     acks = []
-    for line in ack_file.read_text().splitlines():
+    for line in ack_file.read_text().splitlines(keepends=True):
+        if not line.endswith("\n"):
+            break  # cut short by the kill (see _cut_torn_ack): not an ack the harness saw
         sequence, signer, nonce, code, _ = line.split()
         acks.append((int(sequence), bytes.fromhex(signer), int(nonce), int(code)))
     return acks
@@ -199,6 +218,7 @@ def _run(kills: int, tmp_path: Path) -> None:
         for round_index in range(kills):
             pid = zygote.run(data_dir, SEED + round_index, ack_file)
             _kill(pid, rng.uniform(0, KILL_AFTER_S_MAX))
+            _cut_torn_ack(ack_file)
             if rng.random() < POWER_CUT_SHARE and (data_dir / "wal").exists():
                 acked = max((a[0] for a in _acks(ack_file)), default=0)
                 _power_cut(data_dir, max(acked, durable_floor), rng)

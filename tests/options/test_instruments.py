@@ -84,7 +84,7 @@ def test_expiry_seconds_round_down() -> None:
     [
         ({"strike_quantums": 0}, "strike"),
         ({"contract_size_nanounits": 0}, "contract_size"),
-        ({"option_type": 3}, "OptionType"),
+        pytest.param({"option_type": 3}, "OptionType", marks=pytest.mark.pure_only),
     ],
 )
 def test_spec_validation(kwargs: dict[str, int], message: str) -> None:

@@ -22,6 +22,7 @@ from __future__ import annotations
 from collections import Counter
 from typing import ClassVar
 
+import pytest
 from hypothesis import HealthCheck, event, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import (
@@ -45,6 +46,7 @@ from conftest import (
     signed_volatility,
     skewed_smile,
 )
+from rollbook._pure import is_compiled
 from rollbook.commitment import canonical_root, genesis_commitment
 from rollbook.execution import (
     Batch,
@@ -416,6 +418,9 @@ TestOptionsMachine.settings = settings(
 )
 
 
+@pytest.mark.skipif(is_compiled(), reason="Hypothesis generates other steps on the compiled "
+                    "build; its behaviour is compared step by step in "
+                    "test_options_compiled_replay instead")
 def test_options_machine_reaches_its_outcomes() -> None:
     OptionsMachine.coverage = Counter()
     run_state_machine_as_test(OptionsMachine, settings=settings(

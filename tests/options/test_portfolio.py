@@ -425,5 +425,9 @@ def test_standard_margin_long_is_zero_and_sums_positions() -> None:
                                                                    alone.maintenance_quantums)
     assert alone.initial_quantums == 2 * standard_margin([(short_put, -1)], ALT_CACHE)\
         .initial_quantums
+
+
+@pytest.mark.pure_only
+def test_standard_margin_refuses_perpetuals() -> None:
     with pytest.raises(ValueError, match="perpetuals"):
         standard_margin([(PerpetualSpec(ALT, 10**9), -1)], ALT_CACHE)  # type: ignore[list-item]

@@ -7,6 +7,8 @@ hypothesis-generated field values covering each type's whole range.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import pytest
 from eth_account import Account
 from eth_account.messages import SignableMessage, encode_typed_data
@@ -24,6 +26,7 @@ from seq_helpers import (
     u64,
 )
 
+from rollbook._pure import is_compiled
 from rollbook.execution.crypto import SECP256K1_N, keccak256
 from rollbook.execution.txs import (
     CancelAll,
@@ -146,35 +149,55 @@ def test_register_agent_scope_has_one_spelling() -> None:
     assert (one["allSubaccounts"], one["subaccount"]) == (False, 0)
 
 
-@pytest.mark.parametrize("action, nonce_ms", [
-    (PlaceOrder(OWNER, 1 << 16, 1, Side.BUY, 1, 1), 1),  # subaccount beyond uint16
-    (PlaceOrder(OWNER, 0, 1, Side.BUY, 1 << 64, 1), 1),  # price beyond uint64
-    (PlaceOrder(OWNER, 0, 1, Side.BUY, -1, 1), 1),  # negative uint
-    (PlaceOrder(OWNER, 0, 1, 3, 1, 1), 1),  # type: ignore[arg-type]  # not a Side
-    (PlaceOrder(OWNER, 0, 1, Side.BUY, 1, 1, reduce_only=2), 1),  # type: ignore[arg-type]
-    (PlaceOrder(OWNER[:19], 0, 1, Side.BUY, 1, 1), 1),  # short address
-    (SetMarginMode(OWNER, 0, 1, 1), 1),  # type: ignore[arg-type]  # int for a bool
-    (MoveIsolatedMargin(OWNER, 0, 1, 1 << 63), 1),  # beyond int64
-    (CancelAll(OWNER, 0, 0), 1 << 64),  # nonce beyond uint64
-    (RegisterAgent(OWNER, b"\x01" * 20, 1, 1 << 16), 1),
-    (SetPortfolioMargin(OWNER, 0, 1), 1),  # type: ignore[arg-type]  # int for a bool
-    (SetMmp(OWNER, 0, 1 << 32, 1, 1, 1, 1, 1), 1),  # index beyond uint32
-    (SetMmp(OWNER, 0, 1, 1 << 32, 1, 1, 1, 1), 1),  # window beyond uint32
-    (SetMmp(OWNER, 0, 1, 1, 1, 1, -1, 1), 1),  # negative limit
-    (SetMmp(OWNER, 0, 1, 1, 1, 1, 1, 1 << 64), 1),  # vega limit beyond uint64
-    (MassQuote(OWNER, 0, 1 << 32, ()), 1),
-    (MassQuote(OWNER, 0, 1, (Quote(1 << 16, Side.BUY, 1, 1),)), 1),  # market beyond uint16
-    (MassQuote(OWNER, 0, 1, (Quote(1, 3, 1, 1),)), 1),  # type: ignore[arg-type]  # not a Side
-    (MassQuote(OWNER, 0, 1, (Quote(1, Side.BUY, 1 << 64, 1),)), 1),
-    (MassQuote(OWNER, 0, 1, (Quote(1, Side.SELL, 1, -1),)), 1),
-    (MassQuote(OWNER, 0, 1, [Quote(1, Side.BUY, 1, 1)]), 1),  # type: ignore[arg-type]  # list
-    (MassQuote(OWNER, 0, 1, ((1, Side.BUY, 1, 1),)), 1),  # type: ignore[arg-type]  # no Quote
-    (MassQuote(OWNER, 0, 1, (Quote(1, Side.BUY, 1, 1),) * (MASS_QUOTE_QUOTES_MAX + 1)), 1),
+# Built in the test, not at collection. The ill-typed ones (``type: ignore``) are refused by
+# signing_digest when interpreted; compiled (mypyc), their constructors or the first typed access
+# raise TypeError instead (test_ill_typed_actions_raise_type_error_when_compiled).
+_OUT_OF_RANGE: list[tuple[Callable[[], object], int]] = [
+    (lambda: PlaceOrder(OWNER, 1 << 16, 1, Side.BUY, 1, 1), 1),  # subaccount beyond uint16
+    (lambda: PlaceOrder(OWNER, 0, 1, Side.BUY, 1 << 64, 1), 1),  # price beyond uint64
+    (lambda: PlaceOrder(OWNER, 0, 1, Side.BUY, -1, 1), 1),  # negative uint
+    (lambda: PlaceOrder(OWNER[:19], 0, 1, Side.BUY, 1, 1), 1),  # short address
+    (lambda: MoveIsolatedMargin(OWNER, 0, 1, 1 << 63), 1),  # beyond int64
+    (lambda: CancelAll(OWNER, 0, 0), 1 << 64),  # nonce beyond uint64
+    (lambda: RegisterAgent(OWNER, b"\x01" * 20, 1, 1 << 16), 1),
+    (lambda: SetMmp(OWNER, 0, 1 << 32, 1, 1, 1, 1, 1), 1),  # index beyond uint32
+    (lambda: SetMmp(OWNER, 0, 1, 1 << 32, 1, 1, 1, 1), 1),  # window beyond uint32
+    (lambda: SetMmp(OWNER, 0, 1, 1, 1, 1, -1, 1), 1),  # negative limit
+    (lambda: SetMmp(OWNER, 0, 1, 1, 1, 1, 1, 1 << 64), 1),  # vega limit beyond uint64
+    (lambda: MassQuote(OWNER, 0, 1 << 32, ()), 1),
+    (lambda: MassQuote(OWNER, 0, 1, (Quote(1 << 16, Side.BUY, 1, 1),)), 1),  # market beyond uint16
+    (lambda: MassQuote(OWNER, 0, 1, (Quote(1, Side.BUY, 1 << 64, 1),)), 1),
+    (lambda: MassQuote(OWNER, 0, 1, (Quote(1, Side.SELL, 1, -1),)), 1),
+    (lambda: MassQuote(OWNER, 0, 1, (Quote(1, Side.BUY, 1, 1),) * (MASS_QUOTE_QUOTES_MAX + 1)), 1),
+    # ill-typed, but the same in both builds: the tuple is typed, its items reach the sequencer
+    (lambda: MassQuote(OWNER, 0, 1, ((1, Side.BUY, 1, 1),)), 1),  # type: ignore[arg-type]  # no Quote
+]
+_ILL_TYPED: list[tuple[Callable[[], object], int]] = [
+    (lambda: PlaceOrder(OWNER, 0, 1, 3, 1, 1), 1),  # type: ignore[arg-type]  # not a Side
+    (lambda: PlaceOrder(OWNER, 0, 1, Side.BUY, 1, 1, reduce_only=2), 1),  # type: ignore[arg-type]
+    (lambda: SetMarginMode(OWNER, 0, 1, 1), 1),  # type: ignore[arg-type]  # int for a bool
+    (lambda: SetPortfolioMargin(OWNER, 0, 1), 1),  # type: ignore[arg-type]  # int for a bool
+    (lambda: MassQuote(OWNER, 0, 1, (Quote(1, 3, 1, 1),)), 1),  # type: ignore[arg-type]  # not a Side
+    (lambda: MassQuote(OWNER, 0, 1, [Quote(1, Side.BUY, 1, 1)]), 1),  # type: ignore[arg-type]  # list
+]
+
+
+@pytest.mark.parametrize("make, nonce_ms", [
+    *_OUT_OF_RANGE,
+    *(pytest.param(make, nonce_ms, marks=pytest.mark.pure_only) for make, nonce_ms in _ILL_TYPED),
 ])
-def test_out_of_range_fields_are_refused(action: object, nonce_ms: int) -> None:
+def test_out_of_range_fields_are_refused(make: Callable[[], object], nonce_ms: int) -> None:
     with pytest.raises(AdmissionError) as refused:
-        signing_digest(DOMAIN, action, nonce_ms)  # type: ignore[arg-type]
+        signing_digest(DOMAIN, make(), nonce_ms)  # type: ignore[arg-type]
     assert refused.value.code == AdmissionCode.FIELD_OUT_OF_RANGE
+
+
+@pytest.mark.skipif(not is_compiled(), reason="needs the mypyc-compiled build")
+@pytest.mark.parametrize("make, nonce_ms", _ILL_TYPED)
+def test_ill_typed_actions_raise_type_error_when_compiled(make: Callable[[], object],
+                                                          nonce_ms: int) -> None:
+    with pytest.raises(TypeError):
+        signing_digest(DOMAIN, make(), nonce_ms)  # type: ignore[arg-type]
 
 
 @pytest.mark.parametrize("action", [Deposit(1, OWNER, 0, 5), FundingTick()])

@@ -52,6 +52,7 @@ from typing import Any
 
 from eth_account import Account
 
+from rollbook._pure import is_compiled
 from rollbook.execution.txs import Deposit
 from rollbook.gateway import Gateway, GatewayConfig
 from rollbook.node.config import NodeConfig
@@ -172,6 +173,7 @@ async def _bench(duration_s: float, rates_per_s: tuple[int, ...], fixed_duration
         "wal_bytes": wal_bytes,
         "final_root": "0x" + status.root.hex(),
         "python": sys.version.split()[0],
+        "compiled": is_compiled(),  # the node's STF: mypyc-compiled rollbook.execution or not
     }
 
 

@@ -24,6 +24,7 @@ import sys
 import time
 from typing import Any
 
+from rollbook._pure import is_compiled
 from rollbook.bench.peers import run_matching_engine_peer
 from rollbook.bench.workload import (
     MARKET_ID,
@@ -101,6 +102,7 @@ def run_stf_bench(seed: int, ops: int, resting_orders: int, with_peer: bool,
         "orders_per_s_with_commit": round(workload.ops / (elapsed + commit_s), 1),
         "state_root": root,
         "python": sys.version.split()[0],
+        "compiled": is_compiled(),  # mypyc-compiled rollbook.execution (see rollbook._pure)
     }
     if with_peer:
         say("replaying the same stream on the peer matching-engine")

@@ -44,6 +44,7 @@ from typing import Any
 
 import coincurve
 
+from rollbook._pure import is_compiled
 from rollbook.commitment.batches import genesis_commitment
 from rollbook.execution.config import VenueConfig, default_venue_config
 from rollbook.execution.crypto import address_of_public_key, keccak256, sign_digest
@@ -363,6 +364,7 @@ def run_verify_bench(seed: int = 1, transactions: int = 20_000, batch_entries: i
         "threads": threads,
         "cores": affinity or os.cpu_count(),
         "python": platform.python_version(),
+        "compiled": is_compiled(),  # mypyc-compiled rollbook.execution (see rollbook._pure)
         "txs_per_s": round(txs_per_s),
         "sig_limit_per_s": round(limit_per_s),
         "ratio_to_limit": round(txs_per_s / limit_per_s, 3),

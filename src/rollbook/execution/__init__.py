@@ -6,6 +6,8 @@ commitment, settlement, feeds): it can be read, tested and replayed alone. Its p
 receipts and events, and the configuration types.
 """
 
+from rollbook.execution import config as _config
+from rollbook.execution import txs as _txs
 from rollbook.execution.config import (
     InstrumentKind,
     MarginTier,
@@ -21,6 +23,13 @@ from rollbook.execution.config import (
 )
 from rollbook.execution.errors import ErrorCode, TxRejected
 from rollbook.execution.events import Receipt
+from rollbook.execution.options import black76 as _black76
+from rollbook.execution.options import instruments as _instruments
+from rollbook.execution.options import mmp as _mmp
+from rollbook.execution.options import portfolio as _portfolio
+from rollbook.execution.options import smile as _smile
+from rollbook.execution.options import views as _views
+from rollbook.execution.pickling import register_frozen_dataclasses
 from rollbook.execution.state import State, genesis_state
 from rollbook.execution.stf import apply_batch, apply_transaction, cost_bound_units
 from rollbook.execution.txs import (
@@ -56,6 +65,9 @@ from rollbook.execution.txs import (
     VolatilityUpdate,
     Withdraw,
 )
+
+register_frozen_dataclasses(_config, _txs, _black76, _instruments, _mmp, _portfolio, _smile,
+                            _views)
 
 __all__ = [
     "Batch",

@@ -40,6 +40,11 @@ from __future__ import annotations
 from bisect import bisect_left, insort
 from dataclasses import dataclass
 
+# mypyc_attr(allow_interpreted_subclasses=True) on the classes below: with it a mypyc-compiled
+# class keeps a Python-level ``__new__`` that does not run ``__init__``, which is what
+# ``node.snapshot`` (``Cls.__new__(Cls)``), pickle and deepcopy need; a no-op when interpreted
+from mypy_extensions import mypyc_attr
+
 from rollbook.execution.config import (
     InstrumentKind,
     MarketConfig,
@@ -91,6 +96,7 @@ EXPIRY_SETTLED = 2
 NO_SAMPLE_MS = -1
 
 
+@mypyc_attr(allow_interpreted_subclasses=True)
 class Position:
     """A subaccount's exposure in one market, inside one margin group."""
 
@@ -110,6 +116,7 @@ class Position:
         return self.size_lots == 0 and self.open_bid_lots == 0 and self.open_ask_lots == 0
 
 
+@mypyc_attr(allow_interpreted_subclasses=True)
 class MarginGroup:
     """Collateral and positions margined together: cross, or one isolated market.
 
@@ -140,6 +147,7 @@ class MarginGroup:
         return any(p.size_lots != 0 for p in self.positions.values())
 
 
+@mypyc_attr(allow_interpreted_subclasses=True)
 class Subaccount:
     __slots__ = ("client_orders", "cross", "isolated", "key", "number", "orders", "owner")
 
@@ -163,6 +171,7 @@ class Subaccount:
         return len(self.cross.positions) + sum(len(g.positions) for g in self.isolated.values())
 
 
+@mypyc_attr(allow_interpreted_subclasses=True)
 class Order:
     """A resting order: a node in its price level's FIFO list."""
 
@@ -188,6 +197,7 @@ class Order:
         self.level: PriceLevel | None = None
 
 
+@mypyc_attr(allow_interpreted_subclasses=True)
 class PriceLevel:
     __slots__ = ("head", "order_count", "price_ticks", "size_lots", "tail")
 
@@ -284,6 +294,7 @@ class OrderBook:
         return result
 
 
+@mypyc_attr(allow_interpreted_subclasses=True)
 class MarketState:
     __slots__ = (
         "band_allowance_ppm_quantums",
@@ -325,6 +336,7 @@ class MarketState:
         self.book = OrderBook()
 
 
+@mypyc_attr(allow_interpreted_subclasses=True)
 class OptionExpiry:
     """Settlement state of one (index, expiry): the options listed on it, the time-weighted
     accumulator of index samples over the settlement window, the status and the price.
@@ -356,6 +368,7 @@ class OptionExpiry:
         return (self.index_id, self.expiry_ms)
 
 
+@mypyc_attr(allow_interpreted_subclasses=True)
 class OptionMarket:
     """What an option market adds to its ``MarketState``: the instrument and its expiry."""
 
@@ -368,6 +381,7 @@ class OptionMarket:
         self.option_class = option_class
 
 
+@mypyc_attr(allow_interpreted_subclasses=True)
 class QuoteLadder:
     """A market maker's quotes on one underlying: the orders of its latest ``MassQuote`` (ids
     of orders that have since left the book are harmless: ids are never reused) and its
@@ -384,6 +398,7 @@ class QuoteLadder:
         return self.mmp is None and not self.quote_order_ids
 
 
+@mypyc_attr(allow_interpreted_subclasses=True)
 class RiskContext:
     """Derived, non-committed risk data of a state: the scenario cache of ``options.portfolio``.
 
@@ -412,6 +427,7 @@ class RiskContext:
         self._cache = None
 
 
+@mypyc_attr(allow_interpreted_subclasses=True)
 @dataclass(slots=True)
 class PendingWithdrawal:
     withdrawal_id: int
@@ -421,6 +437,7 @@ class PendingWithdrawal:
     batch_index: int
 
 
+@mypyc_attr(allow_interpreted_subclasses=True)
 class State:
     """The whole venue state.
 

@@ -60,7 +60,24 @@ from pathlib import Path
 from typing import Any
 
 from rollbook.commitment.state_tree import StateCommitment
-from rollbook.execution.state import CROSS_GROUP, Order, PriceLevel, RiskContext, State
+from rollbook.execution.options.mmp import MmpBook, MmpWindow
+from rollbook.execution.options.portfolio import ScenarioCache
+from rollbook.execution.state import (
+    CROSS_GROUP,
+    MarginGroup,
+    MarketState,
+    OptionExpiry,
+    OptionMarket,
+    Order,
+    OrderBook,
+    PendingWithdrawal,
+    Position,
+    PriceLevel,
+    QuoteLadder,
+    RiskContext,
+    State,
+    Subaccount,
+)
 
 __all__ = [
     "SNAPSHOT_FORMAT",
@@ -81,7 +98,9 @@ __all__ = [
 ]
 
 SNAPSHOT_MAGIC = b"RBSNAP"
-SNAPSHOT_FORMAT = 1
+# 2: the commitment keeps its leaves in a list, and state classes pickle through reducers (so
+# that compiled and pure builds read each other's snapshots): a format-1 file is skipped
+SNAPSHOT_FORMAT = 2
 SNAPSHOT_SUFFIX = ".rbs"
 SNAPSHOT_BYTES_MAX = 1 << 36  # 64 GiB: a bound on what a header may claim
 _HEADER = struct.Struct(">6sHQQ32s")
@@ -91,8 +110,18 @@ _PICKLE_PROTOCOL = 5
 
 _ORDER_LINKS = frozenset({"level", "next", "prev", "position", "subaccount"})
 _LEVEL_LINKS = frozenset({"head", "tail"})
-_ORDER_FIELDS = tuple(s for s in Order.__slots__ if s not in _ORDER_LINKS)
-_LEVEL_FIELDS = tuple(s for s in PriceLevel.__slots__ if s not in _LEVEL_LINKS)
+
+
+def _attribute_names(cls: type) -> tuple[str, ...]:
+    """A slotted class's attributes, sorted; a mypyc-compiled class has no ``__slots__``."""
+    names = getattr(cls, "__slots__", None) or getattr(cls, "__mypyc_attrs__", None)
+    if not names:
+        raise TypeError(f"{cls.__name__} declares no attributes")
+    return tuple(sorted(names))
+
+
+_ORDER_FIELDS = tuple(s for s in _attribute_names(Order) if s not in _ORDER_LINKS)
+_LEVEL_FIELDS = tuple(s for s in _attribute_names(PriceLevel) if s not in _LEVEL_LINKS)
 
 
 class SnapshotError(Exception):
@@ -136,11 +165,36 @@ def _reduce_level(level: PriceLevel) -> tuple[Any, ...]:
 def _reduce_risk(risk: RiskContext) -> tuple[Any, ...]:
     # the scenario cache is derived from committed state and rebuilt on demand; the state is
     # set after the object exists (BUILD), so the cycle through it is safe
-    return (_new_risk, (), (None, {"state": risk.state, "_cache": None}))
+    return (_new_risk, (), {"state": risk.state, "_cache": None}, None, None, _set_attributes)
 
 
 def _new_risk() -> RiskContext:
     return RiskContext.__new__(RiskContext)
+
+
+# The other slotted classes of the state travel as {attribute: value}, set by ``_set_attributes``
+# (pickle's state_setter): the same bytes whether the classes are compiled by mypyc (which has
+# no ``__slots__`` and restores a dict) or interpreted (which restores ``(None, slots)``).
+_SLOTTED = (MarginGroup, MarketState, MmpBook, MmpWindow, OptionExpiry, OptionMarket, OrderBook,
+            PendingWithdrawal, Position, QuoteLadder, ScenarioCache, State, Subaccount)
+_SLOTTED_NAMES = {cls: _attribute_names(cls) for cls in _SLOTTED}
+
+
+def _reduce_slotted(obj: Any) -> tuple[Any, ...]:
+    """``obj`` as a blank instance plus its set attributes (an unset slot stays unset)."""
+    state = {name: getattr(obj, name) for name in _SLOTTED_NAMES[type(obj)]
+             if hasattr(obj, name)}
+    return (_new_blank, (type(obj),), state, None, None, _set_attributes)
+
+
+def _new_blank(cls: Any) -> Any:
+    """An instance without ``__init__`` (mypyc's allow_interpreted_subclasses keeps this)."""
+    return cls.__new__(cls)
+
+
+def _set_attributes(obj: Any, state: dict[str, Any]) -> None:
+    for name, value in state.items():
+        setattr(obj, name, value)
 
 
 def _restore_order(fields: tuple[Any, ...], owner: bytes, number: int,
@@ -165,7 +219,8 @@ def _restore_level(fields: tuple[Any, ...], orders: list[Order]) -> PriceLevel:
     return level
 
 
-_DISPATCH: dict[Any, Any] = {**copyreg.dispatch_table, Order: _reduce_order,
+_DISPATCH: dict[Any, Any] = {**copyreg.dispatch_table,
+                             **dict.fromkeys(_SLOTTED, _reduce_slotted), Order: _reduce_order,
                              PriceLevel: _reduce_level, RiskContext: _reduce_risk}
 
 

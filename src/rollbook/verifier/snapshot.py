@@ -45,7 +45,9 @@ __all__ = [
 ]
 
 SNAPSHOT_MAGIC = b"RBVERIFY"
-SNAPSHOT_FORMAT = 1
+# 2: the commitment keeps its leaves in a list, and state classes pickle through reducers (so
+# that compiled and pure builds read each other's snapshots): a format-1 file is skipped
+SNAPSHOT_FORMAT = 2
 SNAPSHOT_SUFFIX = ".rvs"
 SNAPSHOTS_KEPT = 2  # the newest and one before it, in case the newest is damaged
 SNAPSHOT_BYTES_MAX = 1 << 36  # 64 GiB: a bound on what a header may claim

@@ -102,7 +102,9 @@ def list_option(state: State, tx: ListOption, events: list[object]) -> None:
         raise TxRejected(ErrorCode.MALFORMED_TRANSACTION, "market id")
     if tx.market_id in state.markets:
         raise TxRejected(ErrorCode.MARKET_ID_TAKEN, f"market {tx.market_id}")
-    if tx.option_type not in (OptionType.CALL, OptionType.PUT):
+    # int(): only an ill-typed (in-process) value can fail this; compiled by mypyc, the enum
+    # compare on that unreachable branch generated C that gcc rejects (int-conversion)
+    if int(tx.option_type) not in (OptionType.CALL, OptionType.PUT):
         raise TxRejected(ErrorCode.MALFORMED_TRANSACTION, "option type")
     if not 1 <= tx.strike_quantums <= OPTION_PRICE_QUANTUMS_MAX:
         raise TxRejected(ErrorCode.OPTION_TERMS_INVALID, "strike out of range")

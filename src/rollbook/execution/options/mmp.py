@@ -40,6 +40,9 @@ from collections.abc import Hashable
 from dataclasses import dataclass
 from typing import Final
 
+# allow_interpreted_subclasses: restorable by pickle/node.snapshot when compiled (see state.py)
+from mypy_extensions import mypyc_attr
+
 __all__ = [
     "MMP_FILLS_IN_WINDOW_MAX",
     "MMP_FROZEN_MS_MAX",
@@ -91,6 +94,7 @@ class MmpFill:
     vega_quantums: int
 
 
+@mypyc_attr(allow_interpreted_subclasses=True)
 class MmpWindow:
     """The sliding window and freeze of one (account, index); see the module docstring."""
 
@@ -188,6 +192,7 @@ class MmpWindow:
         return (self._frozen_until_ms, self._last_ms, fills)
 
 
+@mypyc_attr(allow_interpreted_subclasses=True)
 class MmpBook:
     """``MmpWindow`` per (account key, index id), created on first use with its config.
 

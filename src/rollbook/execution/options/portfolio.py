@@ -108,6 +108,9 @@ from math import isqrt
 from operator import mul
 from typing import Final
 
+# allow_interpreted_subclasses: restorable by pickle/node.snapshot when compiled (see state.py)
+from mypy_extensions import mypyc_attr
+
 from rollbook.execution.options.black76 import (
     PRICE_WAD_MAX,
     SECONDS_PER_YEAR,
@@ -368,6 +371,7 @@ def black76_call_prices_wad(
 _StrikeKey = tuple[int, int, int]  # (index_id, expiry_ms, strike_quantums)
 
 
+@mypyc_attr(allow_interpreted_subclasses=True)
 class ScenarioCache:
     """Scenario values per instrument for one market snapshot; fills lazily, deterministically.
 
