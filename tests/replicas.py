@@ -16,9 +16,36 @@ from pathlib import Path
 from rollbook.execution import Batch
 from rollbook.execution.encoding import encode_batch
 
-__all__ = ["CHILD_TIMEOUT_S", "assert_pure_replica_agrees", "assert_replicas_agree"]
+__all__ = ["CHILD_TIMEOUT_S", "assert_pure_replica_agrees", "assert_replicas_agree",
+           "replay_child"]
 
 CHILD_TIMEOUT_S = 120
+
+_REPLAY_CHILD = r"""
+import hashlib, sys
+from rollbook.commitment import apply_and_commit, genesis_commitment
+from rollbook.execution import {config_factory}, genesis_state
+from rollbook.execution.encoding import decode_batch
+
+print(hash("rollbook hash randomisation probe"))
+state = genesis_state({config_factory}((bytes.fromhex(sys.argv[2]),)))
+commitment = genesis_commitment(state)
+data = open(sys.argv[1], "rb").read()
+offset = 0
+while offset < len(data):
+    length = int.from_bytes(data[offset:offset + 4], "big")
+    batch = decode_batch(data[offset + 4:offset + 4 + length])
+    offset += 4 + length
+    receipts, root = apply_and_commit(state, commitment, batch)
+    print(root.hex(), hashlib.sha256(repr(receipts).encode()).hexdigest())
+"""
+
+
+def replay_child(config_factory: str) -> str:
+    """The child program: the venue from ``rollbook.execution.<config_factory>(oracle keys)``
+    (the oracle key is its second argument), then the stream file (its first), printing the
+    root and a digest of the receipts after every batch."""
+    return _REPLAY_CHILD.format(config_factory=config_factory)
 
 
 def _write_stream(batches: Sequence[Batch], path: Path) -> None:

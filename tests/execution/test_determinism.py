@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 
 from conftest import ORACLE_ADDRESS, USDC, signed_oracle, venue_config
-from replicas import assert_pure_replica_agrees, assert_replicas_agree
+from replicas import assert_pure_replica_agrees, assert_replicas_agree, replay_child
 from rollbook._pure import is_compiled
 from rollbook.commitment import apply_and_commit, genesis_commitment
 from rollbook.execution import (
@@ -65,24 +65,7 @@ TICK_QUANTUMS = 100_000
 LOT_VALUE_DIVISOR = 10_000  # a lot's value in quantums is index / 10,000
 PPM = 10**6
 
-CHILD = r"""
-import hashlib, sys
-from rollbook.commitment import apply_and_commit, genesis_commitment
-from rollbook.execution import default_venue_config, genesis_state
-from rollbook.execution.encoding import decode_batch
-
-print(hash("rollbook hash randomisation probe"))
-state = genesis_state(default_venue_config((bytes.fromhex(sys.argv[2]),)))
-commitment = genesis_commitment(state)
-data = open(sys.argv[1], "rb").read()
-offset = 0
-while offset < len(data):
-    length = int.from_bytes(data[offset:offset + 4], "big")
-    batch = decode_batch(data[offset + 4:offset + 4 + length])
-    offset += 4 + length
-    receipts, root = apply_and_commit(state, commitment, batch)
-    print(root.hex(), hashlib.sha256(repr(receipts).encode()).hexdigest())
-"""
+CHILD = replay_child("default_venue_config")
 
 
 def _receipts_digest(receipts: list[Receipt]) -> str:

@@ -17,7 +17,7 @@ import pytest
 
 from conftest import BTC, ORACLE_ADDRESS, USDC, options_config, signed_oracle, signed_volatility
 from conftest import skewed_smile as smile
-from replicas import assert_pure_replica_agrees, assert_replicas_agree
+from replicas import assert_pure_replica_agrees, assert_replicas_agree, replay_child
 from rollbook._pure import is_compiled
 from rollbook.commitment import apply_and_commit, genesis_commitment
 from rollbook.execution import (
@@ -55,24 +55,7 @@ TRADERS = tuple(bytes([0x60 + i]) * 20 for i in range(5))
 K = 1_000 * USDC
 PPM = 10**6
 
-CHILD = r"""
-import hashlib, sys
-from rollbook.commitment import apply_and_commit, genesis_commitment
-from rollbook.execution import genesis_state, options_venue_config
-from rollbook.execution.encoding import decode_batch
-
-print(hash("rollbook hash randomisation probe"))
-state = genesis_state(options_venue_config((bytes.fromhex(sys.argv[2]),)))
-commitment = genesis_commitment(state)
-data = open(sys.argv[1], "rb").read()
-offset = 0
-while offset < len(data):
-    length = int.from_bytes(data[offset:offset + 4], "big")
-    batch = decode_batch(data[offset + 4:offset + 4 + length])
-    offset += 4 + length
-    receipts, root = apply_and_commit(state, commitment, batch)
-    print(root.hex(), hashlib.sha256(repr(receipts).encode()).hexdigest())
-"""
+CHILD = replay_child("options_venue_config")
 
 
 class _Stream:
