@@ -40,6 +40,12 @@ COMPILED_PACKAGE = "rollbook.execution"
 # generic arguments there (``tuple[int, ...]`` reads back as ``tuple``). NamedTuples are plain
 # Python classes in a compiled build anyway, so leaving the module interpreted costs nothing.
 MYPYC_EXCLUDED = frozenset({"execution/invariants.py", "execution/events.py"})
+# the verifier's and the sequencer's per-transaction work around the STF: decoding batch data,
+# the EIP-712 digest, admission (nonces, agents) and the state root's leaf encoding. Not
+# commitment/state_tree.py: the gateway's wire schema reads LeafProof's annotations, which a
+# compiled build erases (as for events.py above).
+MYPYC_EXTRA = ("sequencer/batch_data.py", "sequencer/signatures.py", "sequencer/eip712.py",
+               "sequencer/admission.py", "commitment/leaves.py")
 MANIFEST_NAME = "_compiled_manifest.json"  # read by rollbook._pure; git-ignored
 
 # relative source path ("execution/stf.py") -> sha256 of the bytes mypyc compiled
@@ -56,7 +62,9 @@ def _mypyc_extensions() -> list[Extension]:
     from mypyc.build import mypycify  # only here: a default build must not need mypy
 
     sources: list[str] = []
-    for path in sorted((PACKAGE_ROOT / "execution").rglob("*.py")):
+    paths = [*sorted((PACKAGE_ROOT / "execution").rglob("*.py")),
+             *(PACKAGE_ROOT / relative for relative in MYPYC_EXTRA)]
+    for path in paths:
         relative = path.relative_to(PACKAGE_ROOT).as_posix()
         if relative in MYPYC_EXCLUDED:
             continue

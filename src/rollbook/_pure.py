@@ -1,7 +1,8 @@
 """Which build of ``rollbook.execution`` runs: mypyc-compiled, or the pure-Python reference.
 
-``ROLLBOOK_MYPYC=1`` builds (see ``setup.py``) compile ``rollbook.execution`` into extension
-modules that sit beside, and are preferred by the import system over, the same ``.py`` files.
+``ROLLBOOK_MYPYC=1`` builds (see ``setup.py``) compile ``rollbook.execution`` (and the sequencer
+and commitment modules of its ``MYPYC_EXTRA``) into extension modules that sit beside, and are
+preferred by the import system over, the same ``.py`` files.
 The interpreted sources stay the reference: the differential tests compare against them.
 
 ``ROLLBOOK_PURE=1`` puts ``PureSourceFinder`` first on ``sys.meta_path``: every ``rollbook.*``
@@ -13,7 +14,7 @@ shadowing the ``.py`` files after these are edited. The build writes ``_compiled
 (the sha256 of every source it compiled); ``activate`` (run once by ``rollbook/__init__.py``,
 before any other ``rollbook`` import) compares it with the sources on disk and, when compiled
 modules exist but the manifest is missing or any hash differs, installs the same finder and
-warns once. The check reads and hashes the ~35 compiled sources, a few milliseconds once per
+warns once. The check reads and hashes the ~40 compiled sources, a few milliseconds once per
 process, and only where compiled modules exist.
 """
 
@@ -39,7 +40,8 @@ PURE_ENV = "ROLLBOOK_PURE"
 MANIFEST_NAME = "_compiled_manifest.json"  # written by setup.py next to the compiled modules
 # os.path, not pathlib: importing pathlib (re, enum, urllib) would triple `import rollbook`
 _PACKAGE_ROOT = os.path.dirname(os.path.realpath(__file__))
-_COMPILED_DIRS = ("execution", "execution/options")  # where ROLLBOOK_MYPYC=1 puts extensions
+# where ROLLBOOK_MYPYC=1 puts extensions (setup.py: rollbook.execution and MYPYC_EXTRA)
+_COMPILED_DIRS = ("execution", "execution/options", "sequencer", "commitment")
 _SOURCE_ONLY = (importlib.machinery.SourceFileLoader, importlib.machinery.SOURCE_SUFFIXES)
 
 
@@ -83,7 +85,9 @@ def _extension_modules() -> list[str]:
             continue
         for name in names:
             for suffix in suffixes:
-                if name.endswith(suffix):
+                # an extension with no .py beside it (the C hashing loops) has no source to
+                # go stale against
+                if name.endswith(suffix) and f"{name[: -len(suffix)]}.py" in names:
                     found.append(f"{directory}/{name[: -len(suffix)]}.py")
                     break
     return sorted(found)

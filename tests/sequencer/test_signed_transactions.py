@@ -192,6 +192,10 @@ def test_encoder_refuses_what_cannot_be_canonical() -> None:
     with pytest.raises(AdmissionError) as error:
         encode_signed_transaction(SignedTransaction(place(owner=OWNER[:19]), 1, bytes(65)))
     assert error.value.code == AdmissionCode.FIELD_OUT_OF_RANGE
+
+
+@pytest.mark.pure_only  # compiled, the encoder refuses the ill-typed action with a TypeError
+def test_encoder_refuses_an_unsigned_transaction_type() -> None:
     with pytest.raises(AdmissionError) as error:
         encode_signed_transaction(SignedTransaction(FundingTick(), 1, bytes(65)))  # type: ignore[arg-type]
     assert error.value.code == AdmissionCode.UNSUPPORTED_ACTION

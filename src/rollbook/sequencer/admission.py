@@ -53,7 +53,7 @@ not replayed (see ``limits``).
 
 from __future__ import annotations
 
-from bisect import bisect_left, insort
+from bisect import bisect_left
 from dataclasses import dataclass
 from itertools import pairwise
 from typing import Any
@@ -142,18 +142,23 @@ class AdmissionState:
     def check(self, verified: VerifiedTransaction, batch_timestamp_ms: int) -> None:
         """Raise ``AdmissionError`` if ``verified`` may not enter a batch stamped
         ``batch_timestamp_ms``; change nothing either way."""
+        self._check(verified, batch_timestamp_ms)
+
+    def _check(self, verified: VerifiedTransaction, batch_timestamp_ms: int) -> int:
+        """``check``; returns where the nonce goes in its signer's kept list (see ``admit``)."""
         self._check_time(batch_timestamp_ms)
         self._check_authorised(verified, batch_timestamp_ms)
-        self._check_nonce(verified.signer, verified.signed.nonce_ms, batch_timestamp_ms)
+        index = self._check_nonce(verified.signer, verified.signed.nonce_ms, batch_timestamp_ms)
         action = verified.signed.action
         if isinstance(action, RegisterAgent):
             self._check_registration(action, batch_timestamp_ms)
+        return index
 
     def admit(self, verified: VerifiedTransaction, batch_timestamp_ms: int) -> None:
         """Check, then record: the nonce is used and agent actions take effect."""
-        self.check(verified, batch_timestamp_ms)
+        index = self._check(verified, batch_timestamp_ms)
         self._batch_timestamp_ms = batch_timestamp_ms
-        self._use_nonce(verified.signer, verified.signed.nonce_ms)
+        self._use_nonce(verified.signer, verified.signed.nonce_ms, index)
         action = verified.signed.action
         if isinstance(action, RegisterAgent):
             grants = self._live_grants(action.owner, batch_timestamp_ms)
@@ -181,20 +186,22 @@ class AdmissionState:
             raise AdmissionError(AdmissionCode.AGENT_SUBACCOUNT_NOT_PERMITTED,
                                  f"agent holds subaccount {grant.subaccount}")
 
-    def _check_nonce(self, signer: bytes, nonce_ms: int, batch_timestamp_ms: int) -> None:
+    def _check_nonce(self, signer: bytes, nonce_ms: int, batch_timestamp_ms: int) -> int:
+        """Where the nonce would be inserted in the signer's kept nonces (0 for none kept)."""
         if nonce_ms <= batch_timestamp_ms - NONCE_PAST_WINDOW_MS:
             raise AdmissionError(AdmissionCode.NONCE_TOO_OLD, f"{nonce_ms}")
         if nonce_ms >= batch_timestamp_ms + NONCE_FUTURE_WINDOW_MS:
             raise AdmissionError(AdmissionCode.NONCE_TOO_FAR_AHEAD, f"{nonce_ms}")
         kept = self._nonces.get(signer)
         if kept is None:
-            return
-        i = bisect_left(kept, nonce_ms)
-        if i < len(kept) and kept[i] == nonce_ms:
+            return 0
+        index = bisect_left(kept, nonce_ms)
+        if index < len(kept) and kept[index] == nonce_ms:
             raise AdmissionError(AdmissionCode.NONCE_USED, f"{nonce_ms}")
-        if len(kept) >= NONCES_KEPT_PER_SIGNER and i == 0:
+        if len(kept) >= NONCES_KEPT_PER_SIGNER and index == 0:
             raise AdmissionError(AdmissionCode.NONCE_BELOW_WINDOW,
                                  f"{nonce_ms} < {kept[0]}")
+        return index
 
     def _check_registration(self, action: RegisterAgent, batch_timestamp_ms: int) -> None:
         if action.agent == action.owner or action.agent == _ZERO_ADDRESS:
@@ -212,13 +219,17 @@ class AdmissionState:
         return {agent: grant for agent, grant in self._agents.get(owner, {}).items()
                 if batch_timestamp_ms < grant.expiry_ms}
 
-    def _use_nonce(self, signer: bytes, nonce_ms: int) -> None:
+    def _use_nonce(self, signer: bytes, nonce_ms: int, index: int) -> None:
+        """Keep ``nonce_ms`` at ``index`` (``_check_nonce``'s answer: the list is sorted)."""
         kept = self._nonces.setdefault(signer, [])
-        insort(kept, nonce_ms)
+        kept.insert(index, nonce_ms)
         if len(kept) > NONCES_KEPT_PER_SIGNER:
             del kept[0]  # the window keeps the highest nonces
+            index -= 1
         assert len(kept) <= NONCES_KEPT_PER_SIGNER
-        assert nonce_ms in kept, "an admitted nonce is never the one evicted"
+        # O(1), not a scan of the window: _check_nonce refused index 0 in a full window
+        assert index >= 0 and kept[index] == nonce_ms, "an admitted nonce is never evicted"
+        assert index == 0 or kept[index - 1] < nonce_ms, "the kept nonces stay sorted"
 
     # --- housekeeping and inspection ------------------------------------------------------------
 

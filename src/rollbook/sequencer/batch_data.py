@@ -38,7 +38,7 @@ import struct
 from collections.abc import Sequence
 from concurrent.futures import Executor
 from dataclasses import dataclass
-from typing import Protocol, runtime_checkable
+from typing import Protocol
 
 from rollbook.execution.encoding import (
     TRANSACTION_BYTES_MAX,
@@ -64,7 +64,7 @@ from rollbook.execution.txs import (
 )
 from rollbook.sequencer.admission import AdmissionState
 from rollbook.sequencer.eip712 import Eip712Domain, RegisterAgent, RevokeAgent
-from rollbook.sequencer.errors import AdmissionError
+from rollbook.sequencer.errors import AdmissionCode, AdmissionError
 from rollbook.sequencer.signatures import (
     SIGNED_TRANSACTION_BYTES_MAX,
     SignedTransaction,
@@ -141,10 +141,13 @@ class BatchDataError(ValueError):
 
 class BatchReplayError(ValueError):
     """A batch that does not apply: wrong header, or an entry the sequencer would have refused
-    (bad signature, nonce, agent right). ``entry`` is its position (-1: the header)."""
+    (bad signature, nonce, agent right). ``entry`` is its position (-1: the header); ``code``
+    the admission refusal's code (None for a header). Carried as a field rather than read from
+    ``__cause__``, which the mypyc-compiled build does not set on this re-raise."""
 
-    def __init__(self, entry: int, message: str) -> None:
+    def __init__(self, entry: int, message: str, code: AdmissionCode | None = None) -> None:
         self.entry = entry
+        self.code = code
         super().__init__(f"entry {entry}: {message}" if entry >= 0 else message)
 
 
@@ -175,7 +178,6 @@ class BatchData:
     entries: tuple[Entry, ...]
 
 
-@runtime_checkable
 class SignerRecovery(Protocol):
     """An executor that recovers a batch's signers itself (``RecoveryPipeline``: from work it
     started ahead); the results must be exactly ``recover_signers(domain, signed)``."""
@@ -379,8 +381,12 @@ def replay_batch(state: State, commitment: Committer, admission: AdmissionState,
         raise BatchReplayError(-1, f"batch {batch.index} extends {batch.previous_root.hex()}, "
                                    f"the state is at {commitment.root.hex()}")
     signed = [entry.signed for entry in batch.entries if isinstance(entry, SignedEntry)]
-    recovered = (executor.recover(domain, signed) if isinstance(executor, SignerRecovery)
-                 else recover_signers(domain, signed, executor))  # one per signed entry, in order
+    # told apart by the method, not isinstance: a runtime-checkable Protocol does not compile
+    # with mypyc (see setup.py), and a SignerRecovery may be an Executor too (RecoveryPipeline)
+    recover = getattr(executor, "recover", None)
+    recovered: list[VerifiedTransaction | AdmissionError] = (
+        recover(domain, signed) if recover is not None
+        else recover_signers(domain, signed, executor))  # type: ignore[arg-type]  # one per signed entry, in order
     assert len(recovered) == len(signed)
     next_recovered = iter(recovered).__next__
     execution = BatchExecution(state, admission, domain, batch.index, batch.timestamp_ms)
@@ -394,5 +400,5 @@ def replay_batch(state: State, commitment: Committer, admission: AdmissionState,
                 raise verified
             append(execute(entry, verified))
         except AdmissionError as error:
-            raise BatchReplayError(position, str(error)) from error
+            raise BatchReplayError(position, str(error), error.code) from error
     return receipts, commitment.commit(state)

@@ -47,7 +47,7 @@ from rollbook.sequencer.batch_data import (
     SystemEntry,
     decode_batch_data,
 )
-from rollbook.sequencer.errors import AdmissionCode, AdmissionError
+from rollbook.sequencer.errors import AdmissionCode
 from rollbook.verifier.calldata import SubmitBatchCall
 from rollbook.verifier.divergence import Divergence, DivergenceReason
 from rollbook.verifier.replica import Replica
@@ -295,10 +295,8 @@ def check_batch(replica: Replica, submission: Submission, book: L1Book, rules: C
     try:
         _, root = replica.apply(batch, executor)
     except BatchReplayError as error:
-        cause = error.__cause__
-        code = cause.code if isinstance(cause, AdmissionError) else None
         entry = error.entry if error.entry >= 0 else None
-        return fail(_admission_reason(code), str(error), entry)
+        return fail(_admission_reason(error.code), str(error), entry)
     except Exception as error:  # the STF could not apply it at all (an assertion, a bug)
         return fail(DivergenceReason.REPLAY_FAILED, f"{type(error).__name__}: {error}")
     state = replica.state
