@@ -37,7 +37,16 @@ from rollbook.execution.options.engine import (
     uses_options_engine,
 )
 from rollbook.execution.state import MarginGroup, MarketState
-from rollbook.execution.units import NANOUNITS_PER_UNIT, PPM, div_ceil, div_floor
+from rollbook.execution.units import (
+    NANOUNITS_PER_UNIT,
+    PPM,
+    abs_int,
+    div_ceil,
+    max_int,
+    mul,
+    mul_div_ceil,
+    mul_div_floor,
+)
 from rollbook.execution.valuation import (
     GroupRisk,
     notional_quantums,
@@ -57,8 +66,6 @@ __all__ = [
     "withdrawable_quantums",
     "withdrawal_allowed",
 ]
-
-_position_risk = perpetual_position_risk
 
 
 def group_risk(markets: dict[int, MarketState], group: MarginGroup, market_id: int = 0,
@@ -81,12 +88,12 @@ def group_risk(markets: dict[int, MarketState], group: MarginGroup, market_id: i
             bids += d_bid_lots
             asks += d_ask_lots
             adjusted = True
-        e, i, m = _position_risk(markets[position_market_id], size, bids, asks)
+        e, i, m = perpetual_position_risk(markets[position_market_id], size, bids, asks)
         equity += e
         initial += i
         maintenance += m
     if not adjusted:
-        e, i, m = _position_risk(markets[market_id], d_size_lots, d_bid_lots, d_ask_lots)
+        e, i, m = perpetual_position_risk(markets[market_id], d_size_lots, d_bid_lots, d_ask_lots)
         equity += e
         initial += i
         maintenance += m
@@ -121,10 +128,10 @@ def meets_initial_after(markets: dict[int, MarketState], group: MarginGroup, mar
             adjusted = True
         market = markets[position_market_id]
         config = market.config
-        price_lot = market.index_price_quantums * config.lot_size_nanounits
-        equity += div_floor(size * price_lot, NANOUNITS_PER_UNIT)
-        worst = max(abs(size + bids), abs(size - asks))
-        initial += tiered_requirement_quantums(div_ceil(worst * price_lot, NANOUNITS_PER_UNIT),
+        price_lot = mul(market.index_price_quantums, config.lot_size_nanounits)
+        equity += mul_div_floor(size, price_lot, NANOUNITS_PER_UNIT)
+        worst = max_int(abs_int(size + bids), abs_int(size - asks))
+        initial += tiered_requirement_quantums(mul_div_ceil(worst, price_lot, NANOUNITS_PER_UNIT),
                                                config.margin_tiers, True)
     if not adjusted:
         market = markets[market_id]
@@ -133,7 +140,7 @@ def meets_initial_after(markets: dict[int, MarketState], group: MarginGroup, mar
                                                                    d_ask_lots)},
                                       d_collateral_quantums)
             return risk.equity_quantums >= risk.initial_quantums
-        value, position_initial, _ = _position_risk(market, d_size_lots, d_bid_lots,
+        value, position_initial, _ = perpetual_position_risk(market, d_size_lots, d_bid_lots,
                                                     d_ask_lots)
         equity += value
         initial += position_initial
@@ -181,7 +188,7 @@ def withdrawable_quantums(markets: dict[int, MarketState], group: MarginGroup,
         value = position_value_quantums(position.size_lots, price, lot)
         equity_without_profit += min(value, position.entry_notional_quantums)
         if not options:
-            _, position_initial, _ = _position_risk(
+            _, position_initial, _ = perpetual_position_risk(
                 market, position.size_lots, position.open_bid_lots, position.open_ask_lots)
             initial += position_initial
         notional_total += notional_quantums(abs(position.size_lots), price, lot)

@@ -32,8 +32,10 @@ cancelled rather than rested, so the book is never left crossed.
 from __future__ import annotations
 
 from collections.abc import Iterable
+from typing import Final
 
-from rollbook.execution.events import CancelReason, Fill, OrderCancelled
+from rollbook.execution.emit import fill_event, order_cancelled
+from rollbook.execution.events import CancelReason
 from rollbook.execution.margin import (
     GroupRisk,
     change_acceptable,
@@ -49,18 +51,25 @@ from rollbook.execution.positions import (
 )
 from rollbook.execution.state import MarginGroup, MarketState, Order, Position, State
 from rollbook.execution.txs import SelfTradePrevention
-from rollbook.execution.units import PPM, div_ceil, div_floor
+from rollbook.execution.units import PPM, div_ceil, max_int, mul_div_ceil, mul_div_floor
 
 __all__ = ["MatchPlan", "apply_plan", "fee_quantums", "plan_match"]
 
-STOP_NONE = 0
+STOP_NONE: Final = 0
+# enum members read once (a class attribute of an interpreted Enum is a slow lookup)
+_FILL_LIMIT: Final = CancelReason.FILL_LIMIT
+_SELF_TRADE: Final = CancelReason.SELF_TRADE
+_MAKER_MARGIN: Final = CancelReason.MAKER_MARGIN
+_OPEN_INTEREST_CAP: Final = CancelReason.OPEN_INTEREST_CAP
+_EXPIRE_MAKER: Final = int(SelfTradePrevention.EXPIRE_MAKER)
+_EXPIRE_TAKER: Final = int(SelfTradePrevention.EXPIRE_TAKER)
 
 
 def fee_quantums(notional_quantums: int, fee_ppm: int) -> int:
     """A fee is charged rounded up; a rebate (negative rate) is paid rounded down."""
     if fee_ppm >= 0:
-        return div_ceil(notional_quantums * fee_ppm, PPM)
-    return -div_floor(notional_quantums * -fee_ppm, PPM)
+        return mul_div_ceil(notional_quantums, fee_ppm, PPM)
+    return -mul_div_floor(notional_quantums, -fee_ppm, PPM)
 
 
 class _MakerDelta:
@@ -77,8 +86,8 @@ class _MakerDelta:
 
 def _oi_change_lots(taker_size_lots: int, maker_size_lots: int, taker_signed_lots: int) -> int:
     """Change of long open interest when the taker trades ``taker_signed_lots`` with a maker."""
-    return (max(taker_size_lots + taker_signed_lots, 0) - max(taker_size_lots, 0)
-            + max(maker_size_lots - taker_signed_lots, 0) - max(maker_size_lots, 0))
+    return (max_int(taker_size_lots + taker_signed_lots, 0) - max_int(taker_size_lots, 0)
+            + max_int(maker_size_lots - taker_signed_lots, 0) - max_int(maker_size_lots, 0))
 
 
 def _largest_fill_under_cap(taker_size_lots: int, maker_size_lots: int, is_buy: bool,
@@ -172,17 +181,17 @@ def plan_match(state: State, market: MarketState, taker_group: MarginGroup, take
                     order = order.next
                     continue
                 if len(plan.steps) >= fills_max:
-                    plan.stop_reason = CancelReason.FILL_LIMIT
+                    plan.stop_reason = _FILL_LIMIT
                     return plan
-                if self_trade != SelfTradePrevention.EXPIRE_TAKER:
-                    plan.steps.append((order, 0, CancelReason.SELF_TRADE, 0, 0))
-                if self_trade != SelfTradePrevention.EXPIRE_MAKER:
-                    plan.stop_reason = CancelReason.SELF_TRADE
+                if self_trade != _EXPIRE_TAKER:
+                    plan.steps.append((order, 0, _SELF_TRADE, 0, 0))
+                if self_trade != _EXPIRE_MAKER:
+                    plan.stop_reason = _SELF_TRADE
                     return plan
                 order = order.next
                 continue
             if len(plan.steps) >= fills_max:
-                plan.stop_reason = CancelReason.FILL_LIMIT
+                plan.stop_reason = _FILL_LIMIT
                 return plan
             fill = remaining if remaining < order.size_lots else order.size_lots
             signed = fill if is_buy else -fill  # the taker's position change
@@ -197,7 +206,7 @@ def plan_match(state: State, market: MarketState, taker_group: MarginGroup, take
             if capped:
                 fill = _largest_fill_under_cap(taker_size, maker_size, is_buy, fill, oi_max - oi)
                 if fill == 0:
-                    plan.stop_reason = CancelReason.OPEN_INTEREST_CAP
+                    plan.stop_reason = _OPEN_INTEREST_CAP
                     plan.oi_delta_lots = oi - market.open_interest_lots
                     return plan
                 signed = fill if is_buy else -fill
@@ -210,7 +219,7 @@ def plan_match(state: State, market: MarketState, taker_group: MarginGroup, take
             if not _maker_acceptable(markets, delta, market_id, delta.size_lots - signed,
                                      delta.bid_lots + bid_change, delta.ask_lots + ask_change,
                                      delta.collateral_quantums + quote - maker_fee):
-                plan.steps.append((order, 0, CancelReason.MAKER_MARGIN, 0, 0))
+                plan.steps.append((order, 0, _MAKER_MARGIN, 0, 0))
                 order = order.next
                 continue
             delta.size_lots -= signed
@@ -226,7 +235,7 @@ def plan_match(state: State, market: MarketState, taker_group: MarginGroup, take
             taker_size += signed
             remaining -= fill
             if capped and remaining:  # the cap binds: the rest of the order cannot fill
-                plan.stop_reason = CancelReason.OPEN_INTEREST_CAP
+                plan.stop_reason = _OPEN_INTEREST_CAP
                 plan.oi_delta_lots = oi - market.open_interest_lots
                 return plan
             if remaining == 0:
@@ -254,8 +263,8 @@ def apply_plan(state: State, market: MarketState, plan: MatchPlan, taker_positio
     maker_fees = 0
     for order, fill, cancel_reason, maker_fee, planned_taker_fee in plan.steps:
         if cancel_reason:
-            events.append(OrderCancelled(order.order_id, market_id, order.size_lots,
-                                         cancel_reason))
+            events.append(order_cancelled(order.order_id, market_id, order.size_lots,
+                                          cancel_reason))
             # a self-trade expiry may remove the taker's own order: keep the taker's position
             # record attached, since the taker settles into it next (the caller releases it)
             remove_resting_order(state, market, order,
@@ -274,9 +283,9 @@ def apply_plan(state: State, market: MarketState, plan: MatchPlan, taker_positio
         fees_charged += taker_fee
         maker_fees += maker_fee
         maker_sub = maker_position.group.subaccount
-        events.append(Fill(market_id, order.order_id, taker_order_id, maker_sub.owner,
-                           maker_sub.number, taker_sub.owner, taker_sub.number, taker_is_buy,
-                           price, fill, maker_fee, taker_fee))
+        events.append(fill_event(market_id, order.order_id, taker_order_id, maker_sub.owner,
+                                 maker_sub.number, taker_sub.owner, taker_sub.number,
+                                 taker_is_buy, price, fill, maker_fee, taker_fee))
     if taker_fees_to_insurance:
         state.insurance.cross.collateral_quantums += fees_charged
         state.fee_pool_quantums += maker_fees

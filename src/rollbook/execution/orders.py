@@ -17,9 +17,12 @@ Semantics:
 
 from __future__ import annotations
 
+from typing import Final
+
 from rollbook.execution.config import POSITIONS_PER_SUBACCOUNT_MAX
+from rollbook.execution.emit import order_cancelled, order_placed, order_reduced
 from rollbook.execution.errors import ErrorCode, TxRejected
-from rollbook.execution.events import CancelReason, OrderCancelled, OrderPlaced, OrderReduced
+from rollbook.execution.events import CancelReason
 from rollbook.execution.margin import change_acceptable, group_risk, meets_initial_after
 from rollbook.execution.matching import MatchPlan, apply_plan, plan_match
 from rollbook.execution.options.engine import option_priced
@@ -43,7 +46,7 @@ from rollbook.execution.txs import (
     Side,
     TimeInForce,
 )
-from rollbook.execution.units import PPM
+from rollbook.execution.units import PPM, abs_int, max_int, mul
 
 __all__ = [
     "PRICE_TICKS_MAX",
@@ -58,8 +61,8 @@ __all__ = [
     "require_tradable_market",
 ]
 
-CLIENT_ORDER_ID_MAX = 2**64 - 1
-PRICE_TICKS_MAX = 2**48
+CLIENT_ORDER_ID_MAX: Final = 2**64 - 1
+PRICE_TICKS_MAX: Final = 2**48
 
 
 def require_subaccount(state: State, owner: bytes, number: int) -> Subaccount:
@@ -104,31 +107,48 @@ def check_price_and_size(market: MarketState, price_ticks: int, size_lots: int,
                          f"{size_lots} > {config.order_size_lots_max} lots")
     if in_band:
         index = market.index_price_quantums  # the mark: the index of a perpetual
-        distance = abs(price_ticks * config.tick_size_quantums - index) * PPM
-        band = config.price_band_ppm * index
+        distance = mul(abs_int(mul(price_ticks, config.tick_size_quantums) - index), PPM)
+        band = mul(config.price_band_ppm, index)
         # the allowance (options only) is read only for prices outside the mark's band
         if distance > band and distance > band + market.band_allowance_ppm_quantums:
             raise TxRejected(ErrorCode.PRICE_OUTSIDE_BAND)
 
 
 # Plain ints for the enums the hot path compares against (enum attribute access costs ~0.1 us)
-_BUY = int(Side.BUY)
-_LIMIT = int(OrderType.LIMIT)
-_MARKET = int(OrderType.MARKET)
-_GTC = int(TimeInForce.GTC)
-_IOC = int(TimeInForce.IOC)
-_FOK = int(TimeInForce.FOK)
-_POST_ONLY = int(TimeInForce.POST_ONLY)
-_SELF_TRADE_MODES = frozenset(int(m) for m in SelfTradePrevention)
-_SIDES = frozenset(int(s) for s in Side)
-_TIMES_IN_FORCE = frozenset(int(t) for t in TimeInForce)
+_BUY: Final = int(Side.BUY)
+_LIMIT: Final = int(OrderType.LIMIT)
+_MARKET: Final = int(OrderType.MARKET)
+_GTC: Final = int(TimeInForce.GTC)
+_IOC: Final = int(TimeInForce.IOC)
+_FOK: Final = int(TimeInForce.FOK)
+_POST_ONLY: Final = int(TimeInForce.POST_ONLY)
+# each enum's values are contiguous, so membership is a range check on the int (an IntEnum
+# member hashes through Python-level Enum.__hash__, which a set lookup would call)
+_SELF_TRADE_MIN: Final = min(int(m) for m in SelfTradePrevention)
+_SELF_TRADE_MAX: Final = max(int(m) for m in SelfTradePrevention)
+_SIDE_MIN: Final = min(int(s) for s in Side)
+_SIDE_MAX: Final = max(int(s) for s in Side)
+_TIF_MIN: Final = min(int(t) for t in TimeInForce)
+_TIF_MAX: Final = max(int(t) for t in TimeInForce)
+assert all(set(range(low, high + 1)) == {int(m) for m in enum} for low, high, enum in (
+    (_SELF_TRADE_MIN, _SELF_TRADE_MAX, SelfTradePrevention), (_SIDE_MIN, _SIDE_MAX, Side),
+    (_TIF_MIN, _TIF_MAX, TimeInForce)))
+CLIENT_ORDER_ID_BITS: Final = CLIENT_ORDER_ID_MAX.bit_length()
+# enum members read once (a class attribute of an interpreted Enum is a slow lookup)
+_CANCELLED_BY_USER: Final = CancelReason.USER
+_CANCELLED_BY_MODIFY: Final = CancelReason.MODIFIED
+_IOC_REMAINDER: Final = CancelReason.IOC_REMAINDER
 
 
 def place_order(state: State, tx: PlaceOrder, events: list[object]) -> None:
     sub = require_subaccount(state, tx.owner, tx.subaccount)
     market = require_tradable_market(state, tx.market_id)
-    tif = tx.time_in_force
-    order_type = tx.order_type
+    # the enum fields as plain ints: compared natively in the compiled build
+    tif: int = tx.time_in_force
+    order_type: int = tx.order_type
+    side: int = tx.side
+    self_trade: int = tx.self_trade
+    client_order_id = tx.client_order_id
     if order_type == _MARKET:
         if tif != _IOC and tif != _FOK:
             raise TxRejected(ErrorCode.INVALID_ORDER_TYPE, "market orders are IOC or FOK")
@@ -136,14 +156,15 @@ def place_order(state: State, tx: PlaceOrder, events: list[object]) -> None:
         raise TxRejected(ErrorCode.INVALID_ORDER_TYPE)
     if tx.reduce_only and tif in (_GTC, _POST_ONLY):
         raise TxRejected(ErrorCode.REDUCE_ONLY_NOT_IOC)
-    if not 0 <= tx.client_order_id <= CLIENT_ORDER_ID_MAX:
+    # 0 <= id <= CLIENT_ORDER_ID_MAX, without comparing against a constant above 2**62
+    if client_order_id < 0 or client_order_id.bit_length() > CLIENT_ORDER_ID_BITS:
         raise TxRejected(ErrorCode.MALFORMED_TRANSACTION, "client order id")
-    if (tx.self_trade not in _SELF_TRADE_MODES or tx.side not in _SIDES
-            or tif not in _TIMES_IN_FORCE):
+    if not (_SELF_TRADE_MIN <= self_trade <= _SELF_TRADE_MAX and _SIDE_MIN <= side <= _SIDE_MAX
+            and _TIF_MIN <= tif <= _TIF_MAX):
         raise TxRejected(ErrorCode.MALFORMED_TRANSACTION, "side, time in force or self-trade")
     check_price_and_size(market, tx.price_ticks, tx.size_lots, order_type == _LIMIT)
-    _submit(state, sub, market, tx.side == _BUY, tx.price_ticks, tx.size_lots, tif,
-            tx.reduce_only, tx.client_order_id, tx.self_trade, None, events)
+    _submit(state, sub, market, side == _BUY, tx.price_ticks, tx.size_lots, tif,
+            tx.reduce_only, client_order_id, self_trade, None, events)
 
 
 def _crosses(market: MarketState, is_buy: bool, price_ticks: int) -> bool:
@@ -168,7 +189,7 @@ def _submit(state: State, sub: Subaccount, market: MarketState, is_buy: bool, pr
     if reduce_only:
         position_lots = 0 if position is None else position.size_lots
         if (position_lots == 0 or (position_lots > 0) == is_buy
-                or size_lots > abs(position_lots)):
+                or size_lots > abs_int(position_lots)):
             raise TxRejected(ErrorCode.REDUCE_ONLY_WOULD_INCREASE)
     crosses = _crosses(market, is_buy, price_ticks)
     if tif == _POST_ONLY and crosses:
@@ -188,8 +209,8 @@ def _submit(state: State, sub: Subaccount, market: MarketState, is_buy: bool, pr
     order_id = state.next_order_id
     state.next_order_id = order_id + 1
     if replaces is not None:
-        events.append(OrderCancelled(replaces.order_id, market_id, replaces.size_lots,
-                                     CancelReason.MODIFIED))
+        events.append(order_cancelled(replaces.order_id, market_id, replaces.size_lots,
+                                      _CANCELLED_BY_MODIFY))
         remove_resting_order(state, market, replaces)
     if position is None or replaces is not None:  # else the record is still the group's
         position = ensure_position(group, market_id, market.option is not None)
@@ -200,14 +221,14 @@ def _submit(state: State, sub: Subaccount, market: MarketState, is_buy: bool, pr
         order = Order(order_id, sub, position, market_id, is_buy, price_ticks, rest_lots,
                       client_order_id, tif == _POST_ONLY, self_trade)
         rest_order(state, market, sub, position, order)
-        events.append(OrderPlaced(order_id, market_id, sub.owner, sub.number, is_buy,
-                                  price_ticks, rest_lots, client_order_id))
+        events.append(order_placed(order_id, market_id, sub.owner, sub.number, is_buy,
+                                   price_ticks, rest_lots, client_order_id))
     else:
         unfilled = size_lots - filled
         if unfilled:
-            reason = CancelReason.IOC_REMAINDER if plan is None or plan.stop_reason == 0 else (
+            reason = _IOC_REMAINDER if plan is None or plan.stop_reason == 0 else (
                 plan.stop_reason)
-            events.append(OrderCancelled(order_id, market_id, unfilled, reason))
+            events.append(order_cancelled(order_id, market_id, unfilled, reason))
         release_position_if_empty(position)
 
 
@@ -219,8 +240,9 @@ def _worst_case_not_increased(position: Position | None, d_bid_lots: int,
     size = position.size_lots
     bids = position.open_bid_lots
     asks = position.open_ask_lots
-    worst_before = max(abs(size + bids), abs(size - asks))
-    return max(abs(size + bids + d_bid_lots), abs(size - asks - d_ask_lots)) <= worst_before
+    worst_before = max_int(abs_int(size + bids), abs_int(size - asks))
+    return max_int(abs_int(size + bids + d_bid_lots),
+                   abs_int(size - asks - d_ask_lots)) <= worst_before
 
 
 def _check_taker_margin(state: State, market: MarketState, group: MarginGroup,
@@ -266,8 +288,8 @@ def _owned_order(sub: Subaccount, order_id: int) -> Order:
 
 
 def _cancel(state: State, order: Order, events: list[object]) -> None:
-    events.append(OrderCancelled(order.order_id, order.market_id, order.size_lots,
-                                 CancelReason.USER))
+    events.append(order_cancelled(order.order_id, order.market_id, order.size_lots,
+                                  _CANCELLED_BY_USER))
     remove_resting_order(state, state.markets[order.market_id], order)
 
 
@@ -299,8 +321,8 @@ def cancel_orders_of_group_markets(state: State, sub: Subaccount, market_ids: se
     """Cancel a subaccount's orders in ``market_ids`` (all when None), oldest first."""
     for order in list(sub.orders.values()):
         if market_ids is None or order.market_id in market_ids:
-            events.append(OrderCancelled(order.order_id, order.market_id, order.size_lots,
-                                         reason))
+            events.append(order_cancelled(order.order_id, order.market_id, order.size_lots,
+                                          reason))
             remove_resting_order(state, state.markets[order.market_id], order)
 
 
@@ -314,9 +336,9 @@ def modify_order(state: State, tx: ModifyOrder, events: list[object]) -> None:
         # a pure size decrease only lowers risk: no band check, the order keeps its priority
         removed = order.size_lots - tx.size_lots
         shrink_resting_order(state, market, order, removed)
-        events.append(OrderReduced(order.order_id, order.market_id, removed, tx.size_lots))
+        events.append(order_reduced(order.order_id, order.market_id, removed, tx.size_lots))
         return
     check_price_and_size(market, tx.price_ticks, tx.size_lots, True)
-    tif = TimeInForce.POST_ONLY if order.post_only else TimeInForce.GTC
+    tif = _POST_ONLY if order.post_only else _GTC
     _submit(state, sub, market, order.is_buy, tx.price_ticks, tx.size_lots, tif, False,
             order.client_order_id, order.self_trade, order, events)

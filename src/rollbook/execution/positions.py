@@ -21,7 +21,7 @@ from rollbook.execution.state import (
     State,
     Subaccount,
 )
-from rollbook.execution.units import div_floor
+from rollbook.execution.units import max_int, mul_div_floor
 
 __all__ = [
     "consume_maker_lots",
@@ -73,18 +73,18 @@ def settle_trade_side(state: State, market: MarketState, position: Position,
     elif (new > 0) == (old > 0) or new == 0:
         # proportional reduction: entry * new / old, rounded toward zero
         sign = 1 if old > 0 else -1
-        position.entry_notional_quantums = div_floor(
-            position.entry_notional_quantums * new * sign, old * sign)
+        position.entry_notional_quantums = mul_div_floor(
+            position.entry_notional_quantums, new * sign, old * sign)
     else:
         # flip: what remains was opened at this trade's average price, quote * new / size,
         # rounded toward zero. Exact for book fills (quote is size x a whole per-lot price);
         # a backstop takes a position at the bankruptcy quote, which need not be a multiple
         # of its size, so the division cannot be assumed exact.
         sign = 1 if size_lots_signed > 0 else -1
-        position.entry_notional_quantums = div_floor(quote_quantums_signed * new * sign,
-                                                     size_lots_signed * sign)
+        position.entry_notional_quantums = mul_div_floor(quote_quantums_signed, new * sign,
+                                                         size_lots_signed * sign)
     position.size_lots = new
-    market.open_interest_lots += max(new, 0) - max(old, 0)
+    market.open_interest_lots += max_int(new, 0) - max_int(old, 0)
     key = group.key
     if new == 0:
         market.holders.pop(key, None)

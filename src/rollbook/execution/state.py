@@ -39,6 +39,7 @@ from __future__ import annotations
 
 from bisect import bisect_left, insort
 from dataclasses import dataclass
+from typing import Final
 
 # mypyc_attr(allow_interpreted_subclasses=True) on the classes below: with it a mypyc-compiled
 # class keeps a Python-level ``__new__`` that does not run ``__init__``, which is what
@@ -79,9 +80,9 @@ __all__ = [
     "genesis_state",
 ]
 
-INSURANCE_OWNER = bytes(20)
-INSURANCE_SUBACCOUNT = 0
-CROSS_GROUP = 0  # group key for cross margin; isolated groups use their market id (>= 1)
+INSURANCE_OWNER: Final = bytes(20)
+INSURANCE_SUBACCOUNT: Final = 0
+CROSS_GROUP: Final = 0  # group key for cross margin; isolated groups use their market id (>= 1)
 
 SubaccountKey = tuple[bytes, int]
 GroupKey = tuple[bytes, int, int]
@@ -90,10 +91,10 @@ QuoteKey = tuple[bytes, int, int]  # (owner, subaccount, index_id)
 
 # OptionExpiry.status: trading until expiry; then the books close (orders cancelled); then every
 # position settles at the settlement price.
-EXPIRY_LISTED = 0
-EXPIRY_CLOSED = 1
-EXPIRY_SETTLED = 2
-NO_SAMPLE_MS = -1
+EXPIRY_LISTED: Final = 0
+EXPIRY_CLOSED: Final = 1
+EXPIRY_SETTLED: Final = 2
+NO_SAMPLE_MS: Final = -1
 
 
 @mypyc_attr(allow_interpreted_subclasses=True)
@@ -161,6 +162,8 @@ class Subaccount:
         self.client_orders: dict[int, Order] = {}
 
     def group_for(self, market_id: int) -> MarginGroup:
+        if not self.isolated:  # the common case: cross margin only, no lookup
+            return self.cross
         group = self.isolated.get(market_id)
         return self.cross if group is None else group
 
@@ -233,8 +236,12 @@ class OrderBook:
 
     def add(self, order: Order) -> None:
         """Append ``order`` at the tail of its price level (it loses to everything earlier)."""
-        levels, prices = (self.bids, self.bid_prices) if order.is_buy else (self.asks,
-                                                                              self.ask_prices)
+        if order.is_buy:  # (not a tuple-unpacking conditional: that builds a tuple per call)
+            levels = self.bids
+            prices = self.bid_prices
+        else:
+            levels = self.asks
+            prices = self.ask_prices
         level = levels.get(order.price_ticks)
         if level is None:
             level = PriceLevel(order.price_ticks)
@@ -275,7 +282,12 @@ class OrderBook:
         order.level.size_lots -= size_lots
 
     def _drop_level(self, is_buy: bool, price_ticks: int) -> None:
-        levels, prices = (self.bids, self.bid_prices) if is_buy else (self.asks, self.ask_prices)
+        if is_buy:
+            levels = self.bids
+            prices = self.bid_prices
+        else:
+            levels = self.asks
+            prices = self.ask_prices
         del levels[price_ticks]
         index = bisect_left(prices, price_ticks)
         assert prices[index] == price_ticks

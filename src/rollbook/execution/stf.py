@@ -24,10 +24,11 @@ mass quote by its quotes plus the ladder it replaces.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Final, cast
 
 from rollbook.execution import accounts, orders
 from rollbook.execution.config import HEARTBEAT_COST_BOUND_UNITS, VenueConfig
+from rollbook.execution.emit import receipt
 from rollbook.execution.errors import ERROR_MESSAGES, ErrorCode, TxRejected
 from rollbook.execution.events import Event, Receipt
 from rollbook.execution.funding import funding_tick
@@ -36,6 +37,7 @@ from rollbook.execution.options import lifecycle, quotes
 from rollbook.execution.options.protection import MASS_QUOTE_QUOTES_MAX
 from rollbook.execution.options.volatility import apply_volatility_update
 from rollbook.execution.oracle import apply_oracle_update
+from rollbook.execution.orders import cancel_order, modify_order, place_order
 from rollbook.execution.state import State
 from rollbook.execution.txs import (
     Batch,
@@ -65,7 +67,7 @@ from rollbook.execution.txs import (
 
 __all__ = ["apply_batch", "apply_transaction", "begin_batch", "cost_bound_units"]
 
-EVENT_COST_UNITS = 2
+EVENT_COST_UNITS: Final = 2
 BASE_COST_UNITS: dict[type, int] = {
     Deposit: 10,
     Withdraw: 20,
@@ -171,27 +173,52 @@ def _static_cost_bounds(config: VenueConfig) -> dict[type, int]:
 
 
 # kind -> (handler, base cost): one lookup per transaction on the hot path
-_DISPATCH: dict[type, tuple[Handler, int]] = {
+_DISPATCH: Final[dict[type, tuple[Handler, int]]] = {
     kind: (handler, BASE_COST_UNITS[kind]) for kind, handler in HANDLERS.items()}
-_OK = ErrorCode.OK
-_BATCH_FULL = Receipt(ErrorCode.BATCH_COST_LIMIT, ERROR_MESSAGES[ErrorCode.BATCH_COST_LIMIT], (),
-                      0)
+_PLACE_ORDER_BASE_UNITS: Final = BASE_COST_UNITS[PlaceOrder]
+_CANCEL_ORDER_BASE_UNITS: Final = BASE_COST_UNITS[CancelOrder]
+_MODIFY_ORDER_BASE_UNITS: Final = BASE_COST_UNITS[ModifyOrder]
+assert (HANDLERS[PlaceOrder], HANDLERS[CancelOrder], HANDLERS[ModifyOrder]) == (
+    place_order, cancel_order, modify_order)
+_OK: Final = ErrorCode.OK
+_BATCH_FULL: Final = Receipt(ErrorCode.BATCH_COST_LIMIT,
+                             ERROR_MESSAGES[ErrorCode.BATCH_COST_LIMIT], (), 0)
 
 
 def apply_transaction(state: State, tx: Transaction) -> Receipt:
     """Apply one transaction; a rejection returns its receipt and leaves the state untouched."""
-    entry = _DISPATCH.get(type(tx))
-    if entry is None:
-        unknown = TxRejected(ErrorCode.MALFORMED_TRANSACTION, "unknown transaction kind")
-        return Receipt(unknown.code, unknown.message, (), 0)
-    handler, base = entry
+    kind = type(tx)
     events: list[object] = []
+    # the order kinds (nearly all traffic) are called by name, which the compiled build turns
+    # into native calls (a call through the table or through ``orders.`` is a Python-level
+    # call); the base costs are the table's, and it holds the same functions (asserted)
+    if kind is PlaceOrder:
+        base = _PLACE_ORDER_BASE_UNITS
+    elif kind is CancelOrder:
+        base = _CANCEL_ORDER_BASE_UNITS
+    elif kind is ModifyOrder:
+        base = _MODIFY_ORDER_BASE_UNITS
+    else:
+        entry = _DISPATCH.get(kind)
+        if entry is None:
+            unknown = TxRejected(ErrorCode.MALFORMED_TRANSACTION, "unknown transaction kind")
+            return receipt(unknown.code, unknown.message, (), 0)
+        base = entry[1]
     try:
-        handler(state, tx, events)
+        if kind is PlaceOrder:
+            place_order(state, cast(PlaceOrder, tx), events)
+        elif kind is CancelOrder:
+            cancel_order(state, cast(CancelOrder, tx), events)
+        elif kind is ModifyOrder:
+            modify_order(state, cast(ModifyOrder, tx), events)
+        else:
+            _DISPATCH[kind][0](state, tx, events)
     except TxRejected as rejected:
-        return Receipt(rejected.code, rejected.message, (), base)
+        return receipt(rejected.code, rejected.message, (), base)
+    if not events:
+        return receipt(_OK, "", (), base)
     typed_events: tuple[Event, ...] = tuple(events)  # type: ignore[arg-type]
-    return Receipt(_OK, "", typed_events, base + EVENT_COST_UNITS * len(events))
+    return receipt(_OK, "", typed_events, base + EVENT_COST_UNITS * len(events))
 
 
 def begin_batch(state: State, index: int, timestamp_ms: int) -> None:
@@ -214,17 +241,16 @@ def apply_batch(state: State, batch: Batch) -> list[Receipt]:
     limit = state.config.batch_cost_max
     used = 0
     receipts: list[Receipt] = []
-    append = receipts.append
     bounds = _static_cost_bounds(state.config)
     for tx in batch.transactions:
         bound = bounds.get(type(tx))
         if bound is None:
-            append(apply_transaction(state, tx))  # an unknown kind: a rejection receipt
+            receipts.append(apply_transaction(state, tx))  # an unknown kind: a rejection receipt
             continue
         if used + bound > limit:
-            append(_BATCH_FULL)
+            receipts.append(_BATCH_FULL)
             continue
         receipt = apply_transaction(state, tx)
         used += receipt.cost_units
-        append(receipt)
+        receipts.append(receipt)
     return receipts

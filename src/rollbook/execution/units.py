@@ -13,24 +13,45 @@ Invariant: no float ever enters the STF. Every division goes through one of the 
 whose name states the rounding; callers choose the direction that favours the venue
 (requirements and payments owed round up, payouts and credits round down) and send any residual
 to an explicit account so that conservation stays exact.
+
+Machine arithmetic in the compiled build: mypyc multiplies two ``int``s in machine words only
+when both are below 2**30, and otherwise boxes them into Python ints (about 20x slower);
+``abs`` and ``max`` on ints box their arguments too. Prices in quantums (~10**11) times lot
+sizes or ppm rates cross that line on every order, so the hot paths use the helpers below:
+``mul``, ``mul_div_floor`` and ``mul_div_ceil`` compute in 64-bit machine integers (``i64``)
+when the product provably fits (the factors' bit lengths sum to at most 62, so
+``|product| < 2**62``) and in Python ints otherwise, and ``abs_int``/``max_int`` compare
+natively. Every helper returns exactly the Python-int result, in both builds: in the
+interpreted build ``i64`` annotations are plain ``int``s and nothing changes.
 """
 
 from __future__ import annotations
+
+from typing import Final
+
+from mypy_extensions import i64
 
 __all__ = [
     "NANOUNITS_PER_UNIT",
     "PPM",
     "QUANTUMS_PER_USDC",
+    "abs_int",
     "div_ceil",
     "div_floor",
     "div_trunc",
+    "max_int",
+    "mul",
     "mul_div_ceil",
     "mul_div_floor",
 ]
 
-QUANTUMS_PER_USDC = 10**6
-PPM = 10**6
-NANOUNITS_PER_UNIT = 10**9
+QUANTUMS_PER_USDC: Final = 10**6
+PPM: Final = 10**6
+NANOUNITS_PER_UNIT: Final = 10**9
+# factors whose bit lengths sum to at most this have a product below 2**62 in magnitude, which
+# a signed 64-bit word holds (and mypyc's tagged ints hold unboxed)
+_MACHINE_PRODUCT_BITS: Final = 62
+_MACHINE_DIVISOR_BITS: Final = 63  # a positive i64
 
 
 def div_floor(numerator: int, denominator: int) -> int:
@@ -52,11 +73,53 @@ def div_trunc(numerator: int, denominator: int) -> int:
     return quotient if numerator >= 0 else -quotient
 
 
+def mul(left: int, right: int) -> int:
+    """``left * right``, exactly (machine arithmetic in the compiled build when it fits)."""
+    if left.bit_length() + right.bit_length() <= _MACHINE_PRODUCT_BITS:
+        machine_left: i64 = left
+        machine_right: i64 = right
+        return machine_left * machine_right
+    return left * right
+
+
 def mul_div_floor(value: int, multiplier: int, denominator: int) -> int:
     """``floor(value * multiplier / denominator)`` without intermediate rounding."""
-    return div_floor(value * multiplier, denominator)
+    assert denominator > 0, "divisor must be positive"
+    value_bits = value.bit_length()
+    denominator_bits = denominator.bit_length()
+    if denominator_bits <= _MACHINE_DIVISOR_BITS:
+        if value_bits + multiplier.bit_length() <= _MACHINE_PRODUCT_BITS:
+            machine_value: i64 = value
+            machine_multiplier: i64 = multiplier
+            machine_denominator: i64 = denominator
+            return machine_value * machine_multiplier // machine_denominator  # floors, like int
+        # a large multiplier (a price times a lot size): with multiplier = whole * denominator
+        # + part, 0 <= part < denominator, the result is value * whole + floor(value * part /
+        # denominator), exactly; each product fits when value is small
+        whole = multiplier // denominator
+        part = multiplier % denominator
+        if (value_bits + whole.bit_length() <= _MACHINE_PRODUCT_BITS
+                and value_bits + denominator_bits <= _MACHINE_PRODUCT_BITS):
+            machine_value = value
+            machine_whole: i64 = whole
+            machine_part: i64 = part
+            machine_denominator = denominator
+            # |value * whole| < 2**62 and |floor(value * part / denominator)| <= |value|
+            return (machine_value * machine_whole
+                    + machine_value * machine_part // machine_denominator)
+    return value * multiplier // denominator
 
 
 def mul_div_ceil(value: int, multiplier: int, denominator: int) -> int:
     """``ceil(value * multiplier / denominator)`` without intermediate rounding."""
-    return div_ceil(value * multiplier, denominator)
+    return -mul_div_floor(-value, multiplier, denominator)  # ceil(x) == -floor(-x)
+
+
+def abs_int(value: int) -> int:
+    """``abs(value)`` (the builtin boxes its argument in the compiled build)."""
+    return value if value >= 0 else -value
+
+
+def max_int(left: int, right: int) -> int:
+    """``max(left, right)`` (the builtin boxes its arguments in the compiled build)."""
+    return left if left >= right else right

@@ -18,7 +18,16 @@ from typing import NamedTuple
 
 from rollbook.execution.config import MarginTier
 from rollbook.execution.state import MarketState
-from rollbook.execution.units import NANOUNITS_PER_UNIT, PPM, div_ceil, div_floor
+from rollbook.execution.units import (
+    NANOUNITS_PER_UNIT,
+    PPM,
+    abs_int,
+    div_ceil,
+    max_int,
+    mul,
+    mul_div_ceil,
+    mul_div_floor,
+)
 
 __all__ = [
     "GroupRisk",
@@ -38,14 +47,16 @@ class GroupRisk(NamedTuple):
 def position_value_quantums(size_lots: int, index_price_quantums: int,
                             lot_size_nanounits: int) -> int:
     """Signed mark-to-market value of a position, rounded down (venue-favourable)."""
-    return div_floor(size_lots * index_price_quantums * lot_size_nanounits, NANOUNITS_PER_UNIT)
+    return mul_div_floor(size_lots, mul(index_price_quantums, lot_size_nanounits),
+                         NANOUNITS_PER_UNIT)
 
 
 def notional_quantums(size_lots_abs: int, index_price_quantums: int,
                       lot_size_nanounits: int) -> int:
     """Unsigned notional used for requirements, rounded up (venue-favourable)."""
     assert size_lots_abs >= 0
-    return div_ceil(size_lots_abs * index_price_quantums * lot_size_nanounits, NANOUNITS_PER_UNIT)
+    return mul_div_ceil(size_lots_abs, mul(index_price_quantums, lot_size_nanounits),
+                        NANOUNITS_PER_UNIT)
 
 
 def tiered_requirement_quantums(notional: int, tiers: tuple[MarginTier, ...],
@@ -53,7 +64,8 @@ def tiered_requirement_quantums(notional: int, tiers: tuple[MarginTier, ...],
     """Progressive requirement: each tier's fraction applies to the notional inside it."""
     first = tiers[0]
     if notional <= first.notional_quantums_max:  # the common case, one multiplication
-        return div_ceil(notional * (first.initial_ppm if initial else first.maintenance_ppm), PPM)
+        return mul_div_ceil(notional, first.initial_ppm if initial else first.maintenance_ppm,
+                            PPM)
     weighted_ppm_quantums = 0
     lower = 0
     for tier in tiers:
@@ -77,9 +89,9 @@ def perpetual_position_risk(market: MarketState, size_lots: int, bid_lots: int,
     config = market.config
     lot = config.lot_size_nanounits
     value = position_value_quantums(size_lots, price, lot)
-    worst_lots = max(abs(size_lots + bid_lots), abs(size_lots - ask_lots))
+    worst_lots = max_int(abs_int(size_lots + bid_lots), abs_int(size_lots - ask_lots))
     initial = tiered_requirement_quantums(notional_quantums(worst_lots, price, lot),
                                           config.margin_tiers, True)
-    maintenance = tiered_requirement_quantums(notional_quantums(abs(size_lots), price, lot),
+    maintenance = tiered_requirement_quantums(notional_quantums(abs_int(size_lots), price, lot),
                                               config.margin_tiers, False)
     return value, initial, maintenance
