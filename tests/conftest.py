@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import gc
+from collections.abc import Iterable, Iterator
 from typing import cast
 
 import coincurve
@@ -182,3 +183,15 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     for item in items:
         if item.get_closest_marker("pure_only") is not None:
             item.add_marker(skip)
+
+
+@pytest.fixture(autouse=True)
+def _restore_gc_policy() -> Iterator[None]:
+    """Commands run in-process (``main(["verify", ...])``, the benches) set the process's
+    garbage-collector policy (``rollbook.runtime.tune_gc_for_throughput``: raised thresholds,
+    everything alive frozen); put it back so that it does not carry into the next tests."""
+    thresholds = gc.get_threshold()
+    yield
+    if gc.get_threshold() != thresholds:
+        gc.set_threshold(*thresholds)
+        gc.unfreeze()

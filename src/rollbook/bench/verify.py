@@ -9,7 +9,8 @@ and a funding tick. The batches are kept as the verifier receives them from the 
 ``Submission`` records with the ``submit_batch`` calldata (batch bytes, data hash, roots,
 counters) and the L1 book of deposits.
 
-Measured, interleaved ``repeats`` times (best of each):
+Measured, interleaved ``repeats`` times (best of each), with the garbage-collector policy
+``rollbook verify`` sets (``rollbook.runtime.tune_gc_for_throughput``):
 - ``txs_per_s``: signed transactions verified per second by the verifier's own path
   (``check_batch`` from a fresh genesis replica: keccak of the data, strict decoding, the L1
   checks, ``replay_batch`` with signatures recovered on a ``RecoveryPipeline`` of ``threads``
@@ -62,6 +63,7 @@ from rollbook.execution.txs import (
     Side,
     TimeInForce,
 )
+from rollbook.runtime import tune_gc_for_throughput
 from rollbook.sequencer.admission import AdmissionState
 from rollbook.sequencer.batch_data import (
     BatchData,
@@ -338,6 +340,7 @@ def run_verify_bench(seed: int = 1, transactions: int = 20_000, batch_entries: i
               for entry in decode_batch_data(submission.call.data).entries
               if isinstance(entry, SignedEntry)]
     assert len(signed) == recorded.signed
+    tune_gc_for_throughput()  # the policy `rollbook verify` runs with (verifier.command)
     progress(f"recorded {len(recorded.submissions)} batches in {record_s:.1f} s; measuring "
              f"({repeats} interleaved rounds, {threads} recovery threads) ...")
     verify_s: list[float] = []
