@@ -15,6 +15,7 @@ import pytest
 
 from live_venue import LiveVenue, serve_venue
 from rollbook.client import AsyncClient, Signer
+from rollbook.gateway.server import _text_frame
 
 BTC = 1
 
@@ -171,3 +172,22 @@ def test_single_orders_sent_together_are_each_answered(live: LiveVenue) -> None:
             await client.cancel_all()
 
     live.run(scenario())
+
+
+@pytest.mark.parametrize("length", [0, 125, 126, 65_535, 65_536, 200_000])
+def test_coalesced_writes_frame_each_message_as_rfc_6455_says(length: int) -> None:
+    """The writer frames queued messages itself when it writes several at once: a final text
+    frame, unmasked, with the 7-bit, 16-bit or 64-bit length form (RFC 6455 section 5.2)."""
+    payload = bytes(range(256)) * (length // 256) + bytes(length % 256)
+    frame = _text_frame(payload)
+    assert frame[0] == 0x81  # FIN, opcode 1
+    assert frame[1] & 0x80 == 0  # a server never masks
+    if length < 126:
+        header, declared = 2, frame[1]
+    elif length < 1 << 16:
+        assert frame[1] == 126
+        header, declared = 4, int.from_bytes(frame[2:4], "big")
+    else:
+        assert frame[1] == 127
+        header, declared = 10, int.from_bytes(frame[2:10], "big")
+    assert declared == length and frame[header:] == payload

@@ -20,11 +20,13 @@ from test_node_offline import _wal_batches
 from rollbook.execution import PlaceOrder, Side, TimeInForce, Withdraw
 from rollbook.execution.crypto import keccak256
 from rollbook.node import Node, NodeConfig
+from rollbook.node.chain import EMBEDDED_SUBMIT_BATCH_GAS, ChainLink
 from rollbook.node.config import BatchSettings, ChainSettings
+from rollbook.node.engine import BatchRecord
 from rollbook.sequencer import sign_action
 from rollbook.sequencer.batch_data import encode_batch_data
 from rollbook.settlement.anvil import Anvil, AnvilNotFoundError, find_anvil
-from rollbook.settlement.chain import Chain, ChainUnavailableError, RevertError
+from rollbook.settlement.chain import Chain, ChainError, ChainUnavailableError, RevertError
 from rollbook.settlement.client import SettlementClient, TokenClient
 
 USDC = 10**6
@@ -117,13 +119,16 @@ def test_lifecycle_on_the_embedded_chain(tmp_path: Path) -> None:
         _wait(lambda: node.engine.state.next_forced_id == 2)
         status = node.status_sync()
         assert status.final_batch >= closed.index and status.publisher_error is None
+        with node.chain_lock:  # the embedded chain's process ends with the node
+            latest = link.settlement.latest_batch()
+            on_chain = {index: link.settlement.batch(index) for index in range(1, latest + 1)}
+    with pytest.raises(ChainError):
+        link.settlement.latest_batch()
     # the calldata commitment on chain is the hash of the bytes the log holds
-    with link.lock:
-        for batch, root in _wal_batches(tmp_path):
-            if batch.index <= link.settlement.latest_batch():
-                on_chain = link.settlement.batch(batch.index)
-                assert on_chain.root == root
-                assert on_chain.data_hash == keccak256(encode_batch_data(batch))
+    for batch, root in _wal_batches(tmp_path):
+        if batch.index <= latest:
+            assert on_chain[batch.index].root == root
+            assert on_chain[batch.index].data_hash == keccak256(encode_batch_data(batch))
 
 
 def test_the_publisher_retries_through_rpc_failures(tmp_path: Path) -> None:
@@ -229,3 +234,28 @@ def test_the_node_deploys_its_configured_challengers(tmp_path: Path) -> None:
         settlement = node.link.settlement
         assert settlement.is_challenger(to_checksum_address(challenger))
         assert not settlement.is_challenger(node.link.operator.address)
+
+
+def test_embedded_publication_runs_once_with_gas_to_spare_and_still_sees_reverts() -> None:
+    """On the embedded chain ``ChainLink.publish`` sends ``submit_batch`` with a fixed gas limit
+    (no estimate, no pre-checks): the largest batch the contract takes fits it with room, and a
+    batch that does not follow the contract's latest is refused, from the mined receipt."""
+    genesis = keccak256(b"a venue's genesis root")
+    link = ChainLink.open(ChainSettings(url="embedded"), None, genesis)
+    try:
+        data_max = link.batch_bytes_max()
+        data = bytes((i % 255) + 1 for i in range(data_max))  # no zero byte: the costliest
+        first = BatchRecord(1, 0, genesis, keccak256(b"root 1"), 1, len(data), 0, 0, 1, 2, data)
+        transaction = link.publish(first)
+        with link.lock:
+            gas_used = int(link.chain.web3.eth.get_transaction_receipt(transaction)["gasUsed"])
+            assert link.heads() == (1, 0)
+        assert gas_used <= EMBEDDED_SUBMIT_BATCH_GAS * 3 // 4, gas_used
+        with pytest.raises(RevertError, match="batch index is not latest"):
+            link.publish(first)  # again
+        stale = dataclasses.replace(first, index=2, previous_root=genesis)
+        with pytest.raises(RevertError, match="prev_root is not the latest root"):
+            link.publish(stale)
+        assert link.heads() == (1, 0)
+    finally:
+        link.close()

@@ -17,8 +17,9 @@ Method:
    queue's; at or above it, the queue's growth shows in the figure).
 
 Each phase also reports the CPU seconds this process and the node (``node_pid``, read from
-Linux's ``/proc``; absent elsewhere) spent in it, and the node's per thread
-(``node_threads``, kernel thread id -> name, given by the bench).
+Linux's ``/proc``; absent elsewhere) spent in it, the node's per thread (``node_threads``,
+kernel thread id -> name, given by the bench), and the embedded chain's process
+(``chain_pid``: py-evm executing the published batches, the node's child).
 
 Workload (per trader, alternating sides): limit GTC orders of 1-10 lots at the mid ± up to
 ``spread_ticks`` (about half of them cross and fill), and every ``cancel_every``-th action a
@@ -76,6 +77,7 @@ class LoadPlan:
     signing_processes: int = 2
     node_pid: int = 0  # the node's process, whose CPU time each phase reports (0: not reported)
     node_threads: dict[str, str] | None = None  # its threads: kernel thread id -> name
+    chain_pid: int = 0  # the embedded chain's process (the node's child; 0: none)
 
 
 def percentile(sorted_values: Sequence[float], fraction: float) -> float:
@@ -158,6 +160,8 @@ class _CpuMeter:
         self.mine = time.process_time()
         self.node = _cpu_s(f"/proc/{self.pid}/stat") if self.pid > 0 else None
         self.per_thread = self._threads_now()
+        self.chain_pid = plan.chain_pid
+        self.chain = _cpu_s(f"/proc/{self.chain_pid}/stat") if self.chain_pid > 0 else None
 
     def _threads_now(self) -> dict[str, float]:
         totals: dict[str, float] = {}
@@ -169,6 +173,9 @@ class _CpuMeter:
 
     def report(self, result: dict[str, Any]) -> None:
         result["loadgen_cpu_s"] = round(time.process_time() - self.mine, 3)
+        chain_now = _cpu_s(f"/proc/{self.chain_pid}/stat") if self.chain_pid > 0 else None
+        if self.chain is not None and chain_now is not None:
+            result["chain_cpu_s"] = round(chain_now - self.chain, 3)
         node_now = _cpu_s(f"/proc/{self.pid}/stat") if self.pid > 0 else None
         if self.node is None or node_now is None:
             return

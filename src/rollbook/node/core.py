@@ -19,10 +19,12 @@ Threads and what each owns:
   settlement contract, retrying RPC failures with bounded backoff; it polls L1 inputs and each
   batch's status (submitted, final, disputed: a disputed batch is resubmitted, at most
   ``DISPUTE_RESUBMITS_MAX`` times). It never blocks the sequencer: closed batches wait in the
-  node's history until published. With the embedded chain (py-evm on this process's GIL) it is
-  paced while orders arrive (``EMBEDDED_BUSY_INTERVAL_S``), so under sustained load published
-  batches lag behind closed ones (at most ``EMBEDDED_BACKLOG_MAX``) and catch up once the node
-  is quiet;
+  node's history until published. The embedded chain runs in a child process at a lower
+  scheduling priority (``rollbook.settlement.embedded``), which executes each submission whole
+  (py-evm, web3's encoding and signing): this thread only waits for it, so publishing costs the
+  node's GIL well under a millisecond per batch. When the chain executes batches more slowly
+  than the node closes them (py-evm: 20 to 60 ms per 64 KiB batch, ~450 orders), published
+  batches lag behind closed ones and catch up when the load drops;
 - the **snapshot** thread publishes snapshots (a child forked by the sequencer at a batch
   boundary pickles and writes them; the thread renames them once the WAL covers them), deletes
   old ones and removes WAL segments nobody needs any more.
@@ -55,6 +57,7 @@ import asyncio
 import contextlib
 import dataclasses
 import functools
+import gc
 import json
 import logging
 import os
@@ -164,19 +167,20 @@ SNAPSHOT_HISTORY_MAX = 10_000  # of them, carried in a snapshot
 DISPUTE_RESUBMITS_MAX = 3  # a batch disputed more often than this stops the publisher
 PUBLISH_BACKOFF_FIRST_S = 0.1
 PUBLISH_BACKOFF_MAX_S = 5.0  # retry an unreachable chain at least this often
-# The embedded chain runs py-evm in this process, on its GIL: publishing back to back (a
-# backlog under load) took a fifth to a quarter of the node's CPU (27-36 µs per order) and
-# stalled every handoff between the node's threads by up to a 5 ms GIL slice. Publication is
-# not latency-critical (a batch is acknowledged, durable and queryable once closed; settlement
-# follows), so with that chain, while orders arrive (one came in the last EMBEDDED_QUIET_S),
-# the publisher polls and publishes at most once per EMBEDDED_BUSY_INTERVAL_S and catches up
-# at full speed once the node is quiet. A JSON-RPC chain executes elsewhere: never paced.
-EMBEDDED_QUIET_S = 0.5
-EMBEDDED_BUSY_INTERVAL_S = 1.0
-# ... but never with more than this many durable batches unpublished: past it the publisher runs
-# at full speed (trading slows instead), so the backlog held in memory and the settlement lag
-# stay bounded under any sustained load.
-EMBEDDED_BACKLOG_MAX = 32
+# Garbage collection. The venue's state (resting orders, accounts, tree nodes) is a large heap
+# of long-lived objects, and CPython's cyclic collector rescans every tracked object on a full
+# collection: measured 100 to 220 ms at the bench's heap (a 1-2 s pause every few seconds under
+# load), and 25 to 50 ms for a middle-generation one, on the GIL, so every thread waited. The
+# state is freed by reference counting (the STF unlinks what it drops), so the sequencer moves
+# what survived to each batch boundary into the permanent generation (``gc.freeze``, a list
+# splice): collections then scan only what is younger than the latest batch. Cyclic garbage
+# made of frozen objects is found by a full collection (unfreeze, collect, freeze) once the
+# node has been quiet for GC_QUIET_S and GC_FULL_INTERVAL_S have passed, and at least every
+# GC_FULL_INTERVAL_MAX_S even under sustained load (bounding what can accumulate, at the price
+# of one pause of a full collection that often).
+GC_QUIET_S = 1.0
+GC_FULL_INTERVAL_S = 300.0
+GC_FULL_INTERVAL_MAX_S = 3_600.0
 STOP_TIMEOUT_S = 30.0  # threads get this long to drain on stop
 QUERY_TIMEOUT_S = 30.0  # a blocking query or submission waits at most this long by default
 WAL_LOCK_WAIT_S = 5.0  # another process (another node, or an orphaned snapshot writer) holds it
@@ -302,7 +306,8 @@ class Node:
         self._failure: BaseException | None = None
         self._inflight = 0
         self._inflight_lock = threading.Lock()
-        self._last_submission = 0.0  # monotonic time of the latest submission (pacing)
+        self._last_submission = 0.0  # monotonic time of the latest submission (GC)
+        self._gc_full_at = time.monotonic()  # the latest full collection (sequencer)
         self.data_dir: Path | None = None
         self.domain: Eip712Domain | None = None
         self.venue: VenueConfig | None = None
@@ -688,6 +693,7 @@ class Node:
             self._teardown()
 
     def _teardown(self) -> None:
+        gc.unfreeze()  # what the sequencer froze is ordinary garbage-collected memory again
         self._close_jobs()
         self._hub.close_all()
         if self._pool is not None:
@@ -696,6 +702,8 @@ class Node:
             with contextlib.suppress(WalError):
                 self._wal.close()
             self._wal = None
+        if self.link is not None:  # the embedded chain's process ends with the node
+            self.link.close()
         self._threads = []
         self._running = False
 
@@ -1279,7 +1287,22 @@ class Node:
         if force_snapshot or (self._batches_since_snapshot
                               >= self.config.storage.snapshot_interval_batches):
             self._take_snapshot(wait=force_snapshot)
+        self._collect_garbage()
         return record
+
+    def _collect_garbage(self) -> None:
+        """At a batch boundary: freeze the survivors, or now and then collect everything (see
+        GC_QUIET_S)."""
+        now = time.monotonic()
+        since_full = now - self._gc_full_at
+        quiet = now - self._last_submission >= GC_QUIET_S
+        if (quiet and since_full >= GC_FULL_INTERVAL_S) or since_full >= GC_FULL_INTERVAL_MAX_S:
+            gc.unfreeze()
+            found = gc.collect()
+            self._gc_full_at = time.monotonic()
+            log.debug("full garbage collection: %d objects in %.1f ms", found,
+                      (self._gc_full_at - now) * 1_000)
+        gc.freeze()
 
     def _duties(self) -> None:
         engine = self._engine
@@ -1502,37 +1525,24 @@ class Node:
         poll_s = self.config.chain.poll_interval_ms / 1_000
         backoff = PUBLISH_BACKOFF_FIRST_S
         next_poll = 0.0
-        paced = self.config.chain.kind == "embedded"
-        chain_used = 0.0  # monotonic time of the latest poll or publication (pacing)
         while True:
             with self._publish_cond:
                 if self._publish_stop:
                     return
             try:
-                now = time.monotonic()
-                not_before = 0.0  # (paced, orders arriving) one poll + publication per interval
-                backlog = self._durable_batch - self._heads[0]
-                if paced and now - self._last_submission < EMBEDDED_QUIET_S \
-                        and backlog <= EMBEDDED_BACKLOG_MAX:
-                    not_before = chain_used + EMBEDDED_BUSY_INTERVAL_S
-                if now < not_before:
-                    wait_s = not_before - now
-                else:
-                    if now >= next_poll:
-                        next_poll = now + poll_s
-                        txs, cursor = link.poll_l1()
-                        if txs or cursor != self._l1_cursor:
-                            self._inbound.put((_K_L1, txs, cursor))
-                        self._refresh_statuses()
-                        chain_used = time.monotonic()
-                    published = self._publish_next()
-                    self._publisher_error = None
-                    backoff = PUBLISH_BACKOFF_FIRST_S
-                    if published:
-                        chain_used = time.monotonic()
-                        continue
-                    # woken early by every durable batch (notify)
-                    wait_s = max(0.0, next_poll - time.monotonic())
+                if time.monotonic() >= next_poll:
+                    next_poll = time.monotonic() + poll_s
+                    txs, cursor = link.poll_l1()
+                    if txs or cursor != self._l1_cursor:
+                        self._inbound.put((_K_L1, txs, cursor))
+                    self._refresh_statuses()
+                published = self._publish_next()
+                self._publisher_error = None
+                backoff = PUBLISH_BACKOFF_FIRST_S
+                if published:
+                    continue
+                # woken early by every durable batch (notify)
+                wait_s = max(0.0, next_poll - time.monotonic())
             except NodeError as error:  # disputed again and again: stop publishing, not trading
                 self._publisher_error = f"publisher stopped: {error}"
                 log.error("%s", self._publisher_error)

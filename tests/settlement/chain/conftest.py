@@ -1,4 +1,5 @@
-"""Fixtures for the chain adapter: every test runs on the embedded EVM and on anvil.
+"""Fixtures for the chain adapter: every test runs on the embedded EVM (in process, and in a
+child process as the node runs it: ``Chain.embedded_child``) and on anvil.
 
 The anvil variant is marked ``slow``. Without an anvil binary it skips, except in CI
 (``CI=true``), where a missing backend must not pass silently: there it fails, saying why.
@@ -14,7 +15,7 @@ import pytest
 from rollbook.settlement import Chain
 from rollbook.settlement.anvil import Anvil, AnvilNotFoundError, find_anvil
 
-BACKENDS = ["embedded", pytest.param("anvil", marks=pytest.mark.slow)]
+BACKENDS = ["embedded", "embedded_child", pytest.param("anvil", marks=pytest.mark.slow)]
 
 
 @pytest.fixture(scope="session")
@@ -31,8 +32,13 @@ def anvil_node() -> Iterator[Anvil]:
 
 
 @pytest.fixture(params=BACKENDS)
-def chain(request: pytest.FixtureRequest) -> Chain:
+def chain(request: pytest.FixtureRequest) -> Iterator[Chain]:
     if request.param == "embedded":
-        return Chain.embedded()
-    node: Anvil = request.getfixturevalue("anvil_node")
-    return Chain.connect(node.url, dev_keys=node.dev_keys)
+        yield Chain.embedded()
+    elif request.param == "embedded_child":
+        child = Chain.embedded_child()
+        yield child
+        child.close()
+    else:
+        node: Anvil = request.getfixturevalue("anvil_node")
+        yield Chain.connect(node.url, dev_keys=node.dev_keys)
