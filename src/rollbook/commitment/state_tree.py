@@ -27,35 +27,10 @@ it (``copy``).
 
 from __future__ import annotations
 
-import heapq
 from dataclasses import dataclass
 
-from rollbook.commitment.leaves import (
-    LEAF_INDEX_PRICE,
-    LEAF_LIQUIDATION,
-    LEAF_MARKET,
-    LEAF_OPTION_EXPIRY,
-    LEAF_OPTION_MARKET,
-    LEAF_ORDER,
-    LEAF_PORTFOLIO_MARGIN,
-    LEAF_QUOTES,
-    LEAF_SUBACCOUNT,
-    LEAF_VOLATILITY,
-    LEAF_WITHDRAWAL,
-    LeafKey,
-    globals_leaf,
-    index_price_leaf,
-    liquidation_leaf,
-    market_leaf,
-    option_expiry_leaf,
-    option_market_leaf,
-    order_leaf,
-    portfolio_margin_leaf,
-    quotes_leaf,
-    subaccount_leaf,
-    volatility_leaf,
-    withdrawal_leaf,
-)
+from rollbook.commitment.changes import all_leaves, collect_updates, place_updates
+from rollbook.commitment.leaves import LeafKey, globals_leaf
 from rollbook.commitment.merkle import MerkleTree, hash_leaf
 from rollbook.execution.state import GroupKey, State
 
@@ -123,7 +98,7 @@ class StateCommitment:
 
     def commit(self, state: State) -> bytes:
         """Fold everything the state changed since the last commit into the tree; the root."""
-        updates = _collect_updates(state, self._indexes, self._queue, self._withdrawals_next)
+        updates = collect_updates(state, self._indexes, self._queue, self._withdrawals_next)
         self._indexes = dict(state.index_prices)
         self._queue = dict(state.liquidation_queue)
         self._withdrawals_next = state.next_withdrawal_id
@@ -133,7 +108,8 @@ class StateCommitment:
         state.touched_expiries.clear()
         state.touched_quotes.clear()
         state.touched_risk_modes.clear()
-        slot_updates = self._place(updates)
+        slot_updates, self._next_slot = place_updates(self._slots, self._free, self._next_slot,
+                                                      updates)
         slot_updates[GLOBALS_SLOT] = globals_leaf(state)
         leaves = self._leaves
         if self._next_slot > len(leaves):  # slots are taken in order: grow to the highest
@@ -142,34 +118,6 @@ class StateCommitment:
             leaves[slot] = leaf
         self._tree.set_leaves(slot_updates)
         return self._tree.root()
-
-    def _place(self, updates: dict[LeafKey, bytes | None]) -> dict[int, bytes | None]:
-        """Free the slots of removed records, then give new records the lowest free slots."""
-        slot_updates: dict[int, bytes | None] = {}
-        created: list[LeafKey] = []
-        for key, leaf in updates.items():
-            slot = self._slots.get(key)
-            if leaf is None:
-                if slot is not None:
-                    del self._slots[key]
-                    heapq.heappush(self._free, slot)
-                    slot_updates[slot] = None
-            elif slot is None:
-                created.append(key)
-            else:
-                slot_updates[slot] = leaf
-        for key in sorted(created):
-            slot = self._take_slot()
-            self._slots[key] = slot
-            slot_updates[slot] = updates[key]
-        return slot_updates
-
-    def _take_slot(self) -> int:
-        if self._free:
-            return heapq.heappop(self._free)
-        slot = self._next_slot
-        self._next_slot += 1
-        return slot
 
     def slot_of(self, key: LeafKey) -> int | None:
         return self._slots.get(key)
@@ -186,7 +134,7 @@ class StateCommitment:
 
         O(state): for tests and audits, after ``commit``.
         """
-        expected = _all_leaves(state)
+        expected = all_leaves(state)
         assert set(expected) == set(self._slots), (
             f"slot map differs: missing {sorted(set(expected) - set(self._slots))[:3]}, "
             f"extra {sorted(set(self._slots) - set(expected))[:3]}")
@@ -201,96 +149,6 @@ class StateCommitment:
         assert self.leaf_count == len(expected) + 1, "slots in use differ from the records"
 
 
-def _collect_updates(state: State, committed_indexes: dict[int, int],
-                     committed_queue: dict[GroupKey, int],
-                     withdrawals_next: int) -> dict[LeafKey, bytes | None]:
-    """Leaf bytes (or None: removed) for every record that may have changed."""
-    updates: dict[LeafKey, bytes | None] = {}
-    for index_id, price in state.index_prices.items():
-        if committed_indexes.get(index_id) != price:
-            updates[(LEAF_INDEX_PRICE, index_id)] = index_price_leaf(index_id, price)
-    markets = state.markets
-    for market_id in state.touched_markets:
-        market = markets.get(market_id)
-        if market is None:  # a delisted option
-            updates[(LEAF_MARKET, market_id)] = None
-            updates[(LEAF_OPTION_MARKET, market_id)] = None
-            continue
-        updates[(LEAF_MARKET, market_id)] = market_leaf(state, market_id)
-        if market.option is not None:
-            updates[(LEAF_OPTION_MARKET, market_id)] = option_market_leaf(market)
-    if state.touched_expiries or state.touched_quotes or state.touched_risk_modes:
-        _collect_option_updates(state, updates)
-    subaccounts = state.subaccounts
-    state.touched_subaccounts.add(state.insurance.key)  # fees, penalties, residuals: always
-    for key in state.touched_subaccounts:
-        updates[(LEAF_SUBACCOUNT, *key)] = subaccount_leaf(subaccounts[key])
-    orders = state.orders
-    for order_id in state.touched_orders:
-        order = orders.get(order_id)
-        updates[(LEAF_ORDER, order_id)] = None if order is None else order_leaf(order)
-    for withdrawal_id in range(withdrawals_next, state.next_withdrawal_id):
-        withdrawal = state.pending_withdrawals[withdrawal_id]
-        updates[(LEAF_WITHDRAWAL, withdrawal_id)] = withdrawal_leaf(withdrawal)
-    queue = state.liquidation_queue
-    for group_key, seq in committed_queue.items():
-        if queue.get(group_key) != seq:
-            updates[(LEAF_LIQUIDATION, seq)] = None
-    for group_key, seq in queue.items():
-        if committed_queue.get(group_key) != seq:
-            updates[(LEAF_LIQUIDATION, seq)] = liquidation_leaf(seq, *group_key)
-    return updates
-
-
-def _collect_option_updates(state: State, updates: dict[LeafKey, bytes | None]) -> None:
-    for index_id, expiry_ms in state.touched_expiries:
-        expiry = state.expiries.get((index_id, expiry_ms))
-        smile = state.smiles.get((index_id, expiry_ms))
-        updates[(LEAF_OPTION_EXPIRY, index_id, expiry_ms)] = (
-            None if expiry is None else option_expiry_leaf(expiry))
-        updates[(LEAF_VOLATILITY, index_id, expiry_ms)] = (
-            None if smile is None else volatility_leaf(smile))
-    for key in state.touched_quotes:
-        ladder = state.quotes.get(key)
-        updates[(LEAF_QUOTES, *key)] = None if ladder is None else quotes_leaf(ladder)
-    subaccounts = state.subaccounts
-    for owner, number in state.touched_risk_modes:
-        sub = subaccounts.get((owner, number))
-        enabled = sub is not None and sub.cross.portfolio_margin
-        updates[(LEAF_PORTFOLIO_MARGIN, owner, number)] = (
-            portfolio_margin_leaf(owner, number) if enabled else None)
-
-
-def _all_leaves(state: State) -> dict[LeafKey, bytes]:
-    """Every record's leaf, computed from scratch (the reference for ``check``)."""
-    leaves: dict[LeafKey, bytes] = {}
-    for index_id, price in state.index_prices.items():
-        leaves[(LEAF_INDEX_PRICE, index_id)] = index_price_leaf(index_id, price)
-    for market_id in state.markets:
-        leaves[(LEAF_MARKET, market_id)] = market_leaf(state, market_id)
-    for key, sub in state.subaccounts.items():
-        leaves[(LEAF_SUBACCOUNT, *key)] = subaccount_leaf(sub)
-    for order_id, order in state.orders.items():
-        leaves[(LEAF_ORDER, order_id)] = order_leaf(order)
-    for withdrawal_id, withdrawal in state.pending_withdrawals.items():
-        leaves[(LEAF_WITHDRAWAL, withdrawal_id)] = withdrawal_leaf(withdrawal)
-    for group_key, seq in state.liquidation_queue.items():
-        leaves[(LEAF_LIQUIDATION, seq)] = liquidation_leaf(seq, *group_key)
-    for market_id, market in state.markets.items():
-        if market.option is not None:
-            leaves[(LEAF_OPTION_MARKET, market_id)] = option_market_leaf(market)
-    for (index_id, expiry_ms), expiry in state.expiries.items():
-        leaves[(LEAF_OPTION_EXPIRY, index_id, expiry_ms)] = option_expiry_leaf(expiry)
-    for (index_id, expiry_ms), smile in state.smiles.items():
-        leaves[(LEAF_VOLATILITY, index_id, expiry_ms)] = volatility_leaf(smile)
-    for quote_key, ladder in state.quotes.items():
-        leaves[(LEAF_QUOTES, *quote_key)] = quotes_leaf(ladder)
-    for (owner, number), sub in state.subaccounts.items():
-        if sub.cross.portfolio_margin:
-            leaves[(LEAF_PORTFOLIO_MARGIN, owner, number)] = portfolio_margin_leaf(owner, number)
-    return leaves
-
-
 def canonical_root(state: State) -> bytes:
     """The root of ``state`` committed in one step from a fresh slot map.
 
@@ -298,7 +156,7 @@ def canonical_root(state: State) -> bytes:
     a fresh ``StateCommitment`` would), so it is the fingerprint for comparing two states; a
     live venue's root is ``StateCommitment.root``, whose slots follow its batch history.
     """
-    leaves = _all_leaves(state)
+    leaves = all_leaves(state)
     updates: dict[int, bytes | None] = {GLOBALS_SLOT: globals_leaf(state)}
     for slot, key in enumerate(sorted(leaves), start=GLOBALS_SLOT + 1):
         updates[slot] = leaves[key]

@@ -12,12 +12,21 @@ import dataclasses
 from types import ModuleType
 from typing import Any
 
-__all__ = ["register_frozen_dataclasses"]
+__all__ = ["register_frozen_classes", "register_frozen_dataclasses"]
 
 
 def _reduce_frozen(obj: Any) -> tuple[type, tuple[Any, ...]]:
     """``obj`` as ``(cls, init field values)``: rebuilt by calling the class, its checks run."""
     return type(obj), tuple(getattr(obj, f.name) for f in dataclasses.fields(obj) if f.init)
+
+
+def register_frozen_classes(*classes: type) -> None:
+    """Register ``_reduce_frozen`` with ``copyreg`` for each of these frozen dataclasses (the
+    compiled modules outside ``rollbook.execution`` name theirs)."""
+    for cls in classes:
+        params = getattr(cls, "__dataclass_params__", None)
+        assert params is not None and params.frozen, f"{cls.__name__} is not a frozen dataclass"
+        copyreg.pickle(cls, _reduce_frozen)
 
 
 def register_frozen_dataclasses(*modules: ModuleType) -> None:

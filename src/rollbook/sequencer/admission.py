@@ -58,6 +58,7 @@ from dataclasses import dataclass
 from itertools import pairwise
 from typing import Any
 
+from rollbook.execution.pickling import register_frozen_classes
 from rollbook.execution.txs import (
     CancelAll,
     CancelOrder,
@@ -309,3 +310,8 @@ def _address(value: Any) -> bytes:
     if type(value) is not str or len(value) != 2 * ADDRESS_BYTES:
         raise ValueError(f"not a hex address: {value!r}")
     return bytes.fromhex(value)
+
+
+# compiled (mypyc), a frozen dataclass cannot be unpickled attribute by attribute: pickle these
+# by their fields in both builds (as rollbook.execution does for its own)
+register_frozen_classes(AgentGrant)

@@ -38,7 +38,8 @@ import struct
 from collections.abc import Sequence
 from concurrent.futures import Executor
 from dataclasses import dataclass
-from typing import Protocol
+from types import FunctionType
+from typing import Final, Protocol
 
 from rollbook.execution.encoding import (
     TRANSACTION_BYTES_MAX,
@@ -48,6 +49,7 @@ from rollbook.execution.encoding import (
 )
 from rollbook.execution.errors import ERROR_MESSAGES, ErrorCode
 from rollbook.execution.events import Receipt
+from rollbook.execution.pickling import register_frozen_classes
 from rollbook.execution.state import State
 from rollbook.execution.stf import apply_transaction, begin_batch, cost_bound_units
 from rollbook.execution.txs import (
@@ -128,6 +130,15 @@ _ROOT_BYTES = 32
 _U64_MAX = (1 << 64) - 1
 assert ENTRY_BODY_BYTES_MAX < 1 << 16, "an entry length is a u16"
 assert BATCH_ENTRIES_MAX < 1 << 32, "the entry count is a u32"
+
+
+def _probe() -> None:
+    """Never called: what kind of object it is tells which build runs this module."""
+
+
+# mypyc compiles a module's functions into built-in functions (as in rollbook.execution.txs)
+_COMPILED: Final = not isinstance(_probe, FunctionType)
+_set: Final = object.__setattr__  # the interpreted path of the declared __init__
 # agent actions change admission only; they cost the STF nothing
 _AGENT_ACTIONS = (RegisterAgent, RevokeAgent)
 _AGENT_RECEIPT = Receipt(ErrorCode.OK, "", (), 0)
@@ -153,10 +164,19 @@ class BatchReplayError(ValueError):
 
 @dataclass(frozen=True, slots=True)
 class SignedEntry:
-    """A signed user action and its canonical bytes (``body``)."""
+    """A signed user action and its canonical bytes (``body``); one per decoded transaction,
+    so built as ``SignedTransaction`` is (see its docstring)."""
 
     signed: SignedTransaction
     body: bytes
+
+    def __init__(self, signed: SignedTransaction, body: bytes) -> None:
+        if _COMPILED:  # native slot writes (no __setattr__)
+            self.signed = signed  # type: ignore[misc]
+            self.body = body  # type: ignore[misc]
+        else:
+            _set(self, "signed", signed)
+            _set(self, "body", body)
 
 
 @dataclass(frozen=True, slots=True)
@@ -402,3 +422,8 @@ def replay_batch(state: State, commitment: Committer, admission: AdmissionState,
         except AdmissionError as error:
             raise BatchReplayError(position, str(error), error.code) from error
     return receipts, commitment.commit(state)
+
+
+# compiled (mypyc), a frozen dataclass cannot be unpickled attribute by attribute: pickle these
+# by their fields in both builds (as rollbook.execution does for its own)
+register_frozen_classes(BatchData, SignedEntry, SystemEntry)

@@ -67,6 +67,7 @@ from typing import Any
 
 from rollbook.execution.crypto import keccak256
 from rollbook.execution.options.protection import MASS_QUOTE_QUOTES_MAX
+from rollbook.execution.pickling import register_frozen_classes
 from rollbook.execution.txs import (
     CancelAll,
     CancelOrder,
@@ -437,3 +438,8 @@ def _message(spec: _TypeSpec, raw: list[Any]) -> dict[str, Any]:
         else:
             message[f.name] = int(value)
     return message
+
+
+# compiled (mypyc), a frozen dataclass cannot be unpickled attribute by attribute: pickle these
+# by their fields in both builds (as rollbook.execution does for its own)
+register_frozen_classes(RegisterAgent, RevokeAgent, Eip712Domain, _Field)

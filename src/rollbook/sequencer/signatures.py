@@ -39,11 +39,14 @@ import struct
 from collections.abc import Sequence
 from concurrent.futures import Executor
 from dataclasses import dataclass
+from types import FunctionType
+from typing import Final
 
 import coincurve
 
 from rollbook.execution.crypto import SECP256K1_N, address_of_public_key, keccak256
 from rollbook.execution.encoding import DecodeError, decode_transaction, encode_transaction
+from rollbook.execution.pickling import register_frozen_classes
 from rollbook.execution.txs import (
     CancelAll,
     CancelOrder,
@@ -107,13 +110,38 @@ _REGISTER_AGENT = struct.Struct(">20sBH20sQ")
 _REVOKE_AGENT = struct.Struct(">20s20s")
 
 
+def _probe() -> None:
+    """Never called: what kind of object it is tells which build runs this module."""
+
+
+# mypyc compiles a module's functions into built-in functions (as in rollbook.execution.txs)
+_COMPILED: Final = not isinstance(_probe, FunctionType)
+_set: Final = object.__setattr__  # the interpreted path of the declared __init__s
+
+
 @dataclass(frozen=True, slots=True)
 class SignedTransaction:
-    """An action as its signer signed it: the fields, the nonce, and ``r || s || v``."""
+    """An action as its signer signed it: the fields, the nonce, and ``r || s || v``.
+
+    One is built per decoded transaction on the node's and the verifier's hot path, so it
+    declares its ``__init__`` as ``rollbook.execution.txs`` does for the order path's
+    transactions (see its docstring): native slot writes when compiled, ``object.__setattr__``
+    when interpreted; frozen, hashable and comparable either way.
+    """
 
     action: UserAction
     nonce_ms: int
     signature: bytes
+
+    def __init__(self, action: UserAction, nonce_ms: int, signature: bytes) -> None:
+        if _COMPILED:  # native slot writes (no __setattr__)
+            self.action = action  # type: ignore[misc]
+            self.nonce_ms = nonce_ms  # type: ignore[misc]
+            self.signature = signature  # type: ignore[misc]
+        else:
+            _set(self, "action", action)
+            _set(self, "nonce_ms", nonce_ms)
+            _set(self, "signature", signature)
 
 
 @dataclass(frozen=True, slots=True)
@@ -291,3 +319,8 @@ def _decode_register_agent(body: bytes) -> RegisterAgent:
 def signed_transaction_id(signed: SignedTransaction) -> bytes:
     """keccak256 of the canonical bytes: a stable id for logs and acknowledgements."""
     return keccak256(encode_signed_transaction(signed))
+
+
+# compiled (mypyc), a frozen dataclass cannot be unpickled attribute by attribute: pickle these
+# by their fields in both builds (as rollbook.execution does for its own)
+register_frozen_classes(SignedTransaction, VerifiedTransaction)
