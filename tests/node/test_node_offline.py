@@ -60,6 +60,7 @@ from rollbook.sequencer.errors import AdmissionCode
 from rollbook.sequencer.limits import REQUEST_BYTES_MAX, check_request
 
 TRADERS = 6
+QUIET_MS = 3_600_000  # a heartbeat interval no test here outlives
 
 
 @pytest.fixture
@@ -341,23 +342,34 @@ def test_async_api_and_feeds(node: Node) -> None:
 def test_restart_restores_state_admission_and_roots(tmp_path: Path,
                                                     snapshot_fork: bool) -> None:
     config = offline_config(tmp_path, snapshot_every=3, snapshot_fork=snapshot_fork)
+    # no funding tick or oracle refresh (every 10 s by default) while a node runs here: one
+    # between reading the state and the stop would change the account state compared below (a
+    # life longer than 10 s happens on a loaded machine)
+    config = dataclasses.replace(
+        config, heartbeat=dataclasses.replace(config.heartbeat, funding_interval_ms=QUIET_MS),
+        oracle=dataclasses.replace(config.oracle, refresh_ms=QUIET_MS))
     with Node(config) as node:
         fund(node, [owner(i) for i in range(TRADERS)])
         acks = _trade_load(node, rounds=3)
         replayable = place(1, Side.BUY, PRICE_TICKS - 40, 1, node.domain)  # type: ignore[arg-type]
         assert node.submit_sync(replayable).ok
-        node.close_batch_sync()
-        root, book = node.status_sync().root, node.book_sync(BTC)
-        account = node.account_sync(owner(1))
+        closed = node.close_batch_sync()
+        assert closed is not None
+        book, account = node.book_sync(BTC), node.account_sync(owner(1))
     assert list((tmp_path / "snapshots").glob("*.rbs")), "the stop wrote a snapshot"
     for attempt in ("snapshot", "log only"):
         if attempt == "log only":
             for path in (tmp_path / "snapshots").glob("*.rbs"):
                 path.unlink()
         with Node(config) as node:
+            # the batch closed before the stop, by index: a started node posts the oracle's
+            # price at once, which may close a batch of its own before this reads the status
             status = node.status_sync()
+            restored_batch = node.batch(closed.index)
+            assert restored_batch is not None and status.batch_index >= closed.index
+            assert restored_batch.root == closed.root
             restored_book = node.book_sync(BTC)
-            assert status.root == root and restored_book is not None and book is not None
+            assert restored_book is not None and book is not None
             assert (restored_book.bids, restored_book.asks) == (book.bids, book.asks)
             restored = node.account_sync(owner(1))
             assert restored is not None and account is not None
@@ -369,7 +381,8 @@ def test_restart_restores_state_admission_and_roots(tmp_path: Path,
             assert max(a.sequence for a in acks) <= status.durable_sequence
             assert node.submit_sync(place(3, Side.SELL, PRICE_TICKS + 40, 1,
                                           node.domain)).ok  # type: ignore[arg-type]
-            root = node.close_batch_sync().root  # type: ignore[union-attr]
+            closed = node.close_batch_sync()  # type: ignore[assignment]
+            assert closed is not None
             book, account = node.book_sync(BTC), node.account_sync(owner(1))
 
 

@@ -328,12 +328,15 @@ def _contract_of(wire: tuple[str, list[dict[str, Any]], bytes]) -> CompiledContr
 
 def _serve() -> int:
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent stops us by closing our input
-    _lower_priority()
     # the protocol owns the real stdout; anything printed goes to stderr instead
     answers = os.fdopen(os.dup(sys.stdout.fileno()), "wb")
     os.dup2(sys.stderr.fileno(), sys.stdout.fileno())
     requests = sys.stdin.buffer
     endpoint = _ChildEndpoint()
+    # only once started (before "ready", which the parent may check): started in SCHED_IDLE,
+    # the imports and the genesis state starved past CHILD_START_TIMEOUT_S on a machine whose
+    # cores other work kept busy (seen in a CI run)
+    _lower_priority()
     _write_frame(answers, ("ready", endpoint.dev_keys()))
     while True:
         try:
