@@ -18,7 +18,7 @@ ensure_venv() {
   if [ ! -x "$VENV/bin/python" ]; then
     local python
     python="$(find_python)"
-    echo "creating $VENV with $python"
+    echo "creating $VENV with $python" >&2  # stdout is the job's (run.sh --json)
     "$python" -m venv "$VENV"
     "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check --upgrade pip
   fi
@@ -41,7 +41,7 @@ ensure_anvil() {
          "(and fail with CI=true). Install Node.js/npm or set ROLLBOOK_ANVIL." >&2
     return 0
   fi
-  echo "installing anvil into .tools (npm install $ANVIL_NPM_PACKAGE)"
+  echo "installing anvil into .tools (npm install $ANVIL_NPM_PACKAGE)" >&2
   if ! npm install --prefix .tools --no-audit --no-fund "$ANVIL_NPM_PACKAGE@$ANVIL_NPM_VERSION"; then
     echo "npm install $ANVIL_NPM_PACKAGE failed: anvil tests will skip (and fail with" \
          "CI=true)" >&2
