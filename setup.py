@@ -41,12 +41,14 @@ COMPILED_PACKAGE = "rollbook.execution"
 # Python classes in a compiled build anyway, so leaving the module interpreted costs nothing.
 MYPYC_EXCLUDED = frozenset({"execution/invariants.py", "execution/events.py"})
 # the verifier's and the sequencer's per-transaction work around the STF: decoding batch data,
-# the EIP-712 digest, admission (nonces, agents), and the state root's per-record work (leaf
+# the EIP-712 digest, admission (nonces, agents), the caller's side of signer recovery in
+# worker processes (digests in, signers out), and the state root's per-record work (leaf
 # encodings, what changed, slot assignment). Not commitment/state_tree.py itself: the gateway's
 # wire schema reads LeafProof's annotations, which a compiled build erases (as for events.py
 # above), and snapshots pickle its StateCommitment.
 MYPYC_EXTRA = ("sequencer/batch_data.py", "sequencer/signatures.py", "sequencer/eip712.py",
-               "sequencer/admission.py", "commitment/leaves.py", "commitment/changes.py")
+               "sequencer/admission.py", "sequencer/recovery_processes.py",
+               "commitment/leaves.py", "commitment/changes.py")
 MANIFEST_NAME = "_compiled_manifest.json"  # read by rollbook._pure; git-ignored
 
 # relative source path ("execution/stf.py") -> sha256 of the bytes mypyc compiled

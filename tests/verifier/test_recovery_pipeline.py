@@ -106,12 +106,14 @@ def _batch(signed: list[SignedTransaction]) -> BatchData:
     return BatchData(2, T0_MS, bytes(32), tuple(signed_entry(s) for s in signed))
 
 
+@pytest.mark.parametrize("processes", [0, 2])
 @pytest.mark.parametrize("count", [0, 1, 2, 3, RECOVERY_CHUNK_MAX, 2 * RECOVERY_CHUNK_MAX + 5])
-def test_recover_answers_as_recover_signers_from_prefetched_work(count: int) -> None:
+def test_recover_answers_as_recover_signers_from_prefetched_work(count: int,
+                                                                 processes: int) -> None:
     batch = _batch(_signed(count))
     same_objects = [entry.signed for entry in batch.entries]  # type: ignore[union-attr]
     expected = recover_signers(DOMAIN, same_objects)
-    pipeline = RecoveryPipeline(DOMAIN, THREADS)
+    pipeline = RecoveryPipeline(DOMAIN, THREADS, processes=processes)
     try:
         recovery: SignerRecovery = pipeline  # what replay_batch takes (a structural type)
         pipeline.prefetch(batch)
@@ -120,6 +122,26 @@ def test_recover_answers_as_recover_signers_from_prefetched_work(count: int) -> 
         assert (pipeline.hits, pipeline.misses) == (chunks, 0)
     finally:
         pipeline.shutdown()
+
+
+def test_a_pipeline_on_processes_leaves_the_interval_alone() -> None:
+    """No recovery thread waits for this interpreter's GIL, so nothing needs lowering; work
+    dropped by ``forget`` (a rollback) or left at shutdown is never asked for again."""
+    pipeline = RecoveryPipeline(DOMAIN, THREADS, processes=2)
+    try:
+        assert pipeline.processes == 2 and pipeline.lanes == 2
+        assert sys.getswitchinterval() == _about(DEFAULT_INTERVAL_S)
+        pipeline.wait_ready()
+        dropped = _batch(_signed(9))
+        pipeline.prefetch(dropped)
+        pipeline.forget()
+        signed = [entry.signed for entry in dropped.entries]  # type: ignore[union-attr]
+        assert pipeline.recover(DOMAIN, signed) == recover_signers(DOMAIN, signed)
+        assert pipeline.hits == 0
+        pipeline.prefetch(_batch(_signed(5)))
+    finally:
+        pipeline.shutdown()
+    assert sys.getswitchinterval() == _about(DEFAULT_INTERVAL_S)
 
 
 def test_small_batches_are_spread_over_the_threads() -> None:
@@ -147,10 +169,11 @@ def test_work_that_was_not_prefetched_is_computed_afresh() -> None:
         pipeline.shutdown()
 
 
-def test_a_long_run_of_prefetched_batches_is_all_hits() -> None:
+@pytest.mark.parametrize("processes", [0, 2])
+def test_a_long_run_of_prefetched_batches_is_all_hits(processes: int) -> None:
     """As the verifier drives it: prefetch batch k + 1, then replay batch k, dropping each
     batch after it; freed objects' ids are reused, which must never evict fresher work."""
-    pipeline = RecoveryPipeline(DOMAIN, THREADS)
+    pipeline = RecoveryPipeline(DOMAIN, THREADS, processes=processes)
     rounds = 3 * PREFETCH_BATCHES_MAX
     try:
         current = _batch(_signed(3))

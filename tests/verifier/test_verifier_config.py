@@ -78,6 +78,11 @@ def test_config_limits() -> None:
     venue = venue_config(31337)
     with pytest.raises(VerifierConfigError, match="recovery_threads"):
         VerifierConfig(venue, recovery_threads=0)
+    with pytest.raises(VerifierConfigError, match="recovery_processes"):
+        VerifierConfig(venue, recovery_processes=-1)
+    with pytest.raises(VerifierConfigError, match="recovery_processes"):
+        VerifierConfig(venue, recovery_processes=17)
+    assert VerifierConfig(venue, recovery_processes=0).recovery_processes == 0
     with pytest.raises(VerifierConfigError, match="confirmations"):
         VerifierConfig(venue, confirmations=-1)
     assert VerifierConfig(venue).challenger_key is None

@@ -83,8 +83,10 @@ __all__ = [
     "SIGNED_TRANSACTION_BYTES_MAX",
     "SignedTransaction",
     "VerifiedTransaction",
+    "check_signature_shape",
     "decode_signed_transaction",
     "encode_signed_transaction",
+    "recover_address",
     "recover_signer",
     "recover_signers",
     "sign_action",
@@ -164,8 +166,9 @@ def sign_action(private_key: bytes, domain: Eip712Domain, action: UserAction,
     return SignedTransaction(action, nonce_ms, signature)
 
 
-def _check_signature_shape(signature: bytes) -> bytes:
-    """The 65-byte coincurve form ``r || s || recovery_id``, or a refusal with its code."""
+def check_signature_shape(signature: bytes) -> bytes:
+    """The 65-byte coincurve form ``r || s || recovery_id``, or a refusal with its code (the
+    checks that need no curve work: length, ``v``, range, low-s)."""
     if type(signature) is not bytes or len(signature) != SIGNATURE_BYTES:
         raise AdmissionError(AdmissionCode.SIGNATURE_MALFORMED,
                              f"{len(signature) if isinstance(signature, bytes) else '?'} bytes")
@@ -183,15 +186,22 @@ def _check_signature_shape(signature: bytes) -> bytes:
 
 def recover_signer(domain: Eip712Domain, signed: SignedTransaction) -> VerifiedTransaction:
     """Recover the signer's address; raises ``AdmissionError`` with the reason's code."""
-    compact = _check_signature_shape(signed.signature)
+    compact = check_signature_shape(signed.signature)
     digest = signing_digest(domain, signed.action, signed.nonce_ms)
+    return VerifiedTransaction(signed, recover_address(compact, digest))
+
+
+def recover_address(compact: bytes, digest: bytes) -> bytes:
+    """The address whose key signed ``digest`` with ``compact`` (``check_signature_shape``'s
+    form); the curve work of a recovery, which also runs in ``recovery_processes``' workers.
+    Raises ``AdmissionError`` (``SIGNATURE_INVALID``) when the signature recovers no key."""
     try:
         public_key = coincurve.PublicKey.from_signature_and_message(compact, digest, hasher=None)
     except ValueError as error:  # r is not the x of a curve point, or the key is infinity
         raise AdmissionError(AdmissionCode.SIGNATURE_INVALID, str(error)) from error
     signer = address_of_public_key(public_key.format(compressed=False))
     assert len(signer) == ADDRESS_BYTES
-    return VerifiedTransaction(signed, signer)
+    return signer
 
 
 def _recover_chunk(domain: Eip712Domain, chunk: Sequence[SignedTransaction],

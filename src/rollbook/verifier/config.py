@@ -4,7 +4,8 @@
 configuration the genesis state is built from (it must be the node's: the same markets, fees,
 oracle signers and limits, or the replay computes other roots), an optional challenger key
 (without one the verifier reports and never disputes), the confirmation depth, and the limits
-of its checkpoints, snapshots and recovery threads.
+of its checkpoints, snapshots and signature recovery (``recovery_processes`` worker processes,
+``rollbook.sequencer.recovery_processes``; with 0, ``recovery_threads`` threads do it).
 
 The CLI reads a TOML file (``load_settings``) whose ``[verifier]`` table is::
 
@@ -19,6 +20,7 @@ The CLI reads a TOML file (``load_settings``) whose ``[verifier]`` table is::
     snapshot_dir = "./verifier-data"    # optional; snapshots of the verifier's own replica
     snapshot_interval_batches = 100
     recovery_threads = 2
+    recovery_processes = 2              # signature recovery workers; 0 recovers on the threads
     l1_time_tolerance_ms = 300000
 
 Flags override the file. Relative paths are relative to the file. The venue comes from
@@ -38,6 +40,7 @@ from typing import Any
 from rollbook.execution.config import VenueConfig
 from rollbook.execution.crypto import SECP256K1_N
 from rollbook.node.config import ConfigError, NodeConfig, load_config
+from rollbook.sequencer.recovery_processes import RECOVERY_PROCESSES_MAX
 from rollbook.verifier.checks import L1_TIME_TOLERANCE_MS_DEFAULT
 
 __all__ = [
@@ -84,6 +87,7 @@ class VerifierConfig:
     checkpoint_interval_batches: int = CHECKPOINT_INTERVAL_DEFAULT
     checkpoints_kept_max: int = CHECKPOINTS_KEPT_MAX_DEFAULT
     recovery_threads: int = 2
+    recovery_processes: int = 2
     l1_time_tolerance_ms: int = L1_TIME_TOLERANCE_MS_DEFAULT
 
     def __post_init__(self) -> None:
@@ -96,6 +100,7 @@ class VerifierConfig:
             ("checkpoint_interval_batches", self.checkpoint_interval_batches, 1, INTERVAL_MAX),
             ("checkpoints_kept_max", self.checkpoints_kept_max, 2, INTERVAL_MAX),
             ("recovery_threads", self.recovery_threads, 1, RECOVERY_THREADS_MAX),
+            ("recovery_processes", self.recovery_processes, 0, RECOVERY_PROCESSES_MAX),
             ("l1_time_tolerance_ms", self.l1_time_tolerance_ms, 0, TOLERANCE_MS_MAX),
         ]
         for name, value, low, high in checks:
@@ -120,6 +125,7 @@ class VerifierSettings:
     snapshot_dir: Path | None = None
     snapshot_interval_batches: int = SNAPSHOT_INTERVAL_DEFAULT
     recovery_threads: int = 2
+    recovery_processes: int = 2
     l1_time_tolerance_ms: int = L1_TIME_TOLERANCE_MS_DEFAULT
 
     def venue(self, chain_id: int) -> VenueConfig:
@@ -137,6 +143,7 @@ class VerifierSettings:
             poll_interval_ms=self.poll_interval_ms, snapshot_dir=self.snapshot_dir,
             snapshot_interval_batches=self.snapshot_interval_batches,
             recovery_threads=self.recovery_threads,
+            recovery_processes=self.recovery_processes,
             l1_time_tolerance_ms=self.l1_time_tolerance_ms)
 
     def replace(self, **changes: Any) -> VerifierSettings:
@@ -145,9 +152,10 @@ class VerifierSettings:
 
 _KEYS = frozenset({"rpc_url", "settlement_address", "challenger_key", "node_config",
                    "confirmations", "start_block", "poll_interval_ms", "snapshot_dir",
-                   "snapshot_interval_batches", "recovery_threads", "l1_time_tolerance_ms"})
+                   "snapshot_interval_batches", "recovery_threads", "recovery_processes",
+                   "l1_time_tolerance_ms"})
 _INT_KEYS = ("confirmations", "start_block", "poll_interval_ms", "snapshot_interval_batches",
-             "recovery_threads", "l1_time_tolerance_ms")
+             "recovery_threads", "recovery_processes", "l1_time_tolerance_ms")
 
 
 def load_settings(path: str | Path | None, overrides: dict[str, Any] | None = None,

@@ -225,7 +225,8 @@ class Verifier:
         self.report = VerifierReport()
         self.book = L1Book()
         self.root_log: deque[tuple[int, bytes]] = deque(maxlen=ROOT_LOG_MAX)
-        self.pipeline = RecoveryPipeline(self.domain, config.recovery_threads)
+        self.pipeline = RecoveryPipeline(self.domain, config.recovery_threads,
+                                         processes=config.recovery_processes)
         self._checkpoints: list[_Checkpoint] = []
         self._verified: dict[int, _Verified] = {}
         self._halted: Divergence | None = None
@@ -321,7 +322,7 @@ class Verifier:
         return build_escape_kit(self.replica.state, self.replica.commitment)
 
     def close(self) -> None:
-        """Write a final snapshot (when configured and useful) and stop the recovery threads."""
+        """Write a final snapshot (when configured and useful) and stop signature recovery."""
         try:
             if self.config.snapshot_dir is not None and not self.replica.dirty and \
                     self._halted is None and self.replica.batch_index <= self._final_index:

@@ -20,18 +20,25 @@ Invariants:
   correctness (``hits``/``misses`` show which happened);
 - only the thread that calls ``prefetch`` and ``replay_batch`` touches the prefetch table.
 
-The GIL: every coincurve call releases the GIL and must take it back when it returns, while
-the main thread runs the STF in Python and never lets go of it on its own. A thread waiting
-for the GIL may wait up to the switch interval (5 ms by default) before CPython makes the
-holder drop it, so a recovery thread can sit idle for most of a batch's execution (measured on
-the 2-core bench machine, at times: 150 to 450 of 6,000 recoveries completed while batches
-executed, 2,200 to 4,000 with the interval lowered). While a pipeline is open the
-interpreter's switch interval is lowered to ``RECOVERY_SWITCH_INTERVAL_S`` (process-wide: the
-interval is one setting of the interpreter; the previous value comes back when the last open
-pipeline shuts down). It changes when threads switch, never what any of them computes.
+Processes (``processes`` > 0, what ``rollbook verify`` runs by default): the chunks go to
+``rollbook.sequencer.recovery_processes`` workers instead of the pool's threads. This thread
+then checks each signature's shape and computes its digest when the chunk starts, and a worker
+does the curve work with an interpreter of its own, so no recovery waits for this thread's GIL
+(see that module for why that matters). The results are the same.
+
+The GIL, with threads (``processes`` 0): every coincurve call releases the GIL and must take it
+back when it returns, while the main thread runs the STF in Python and never lets go of it on
+its own. A thread waiting for the GIL may wait up to the switch interval (5 ms by default)
+before CPython makes the holder drop it, so a recovery thread can sit idle for most of a
+batch's execution (measured on the 2-core bench machine, at times: 150 to 450 of 6,000
+recoveries completed while batches executed, 2,200 to 4,000 with the interval lowered). While a
+pipeline is open the interpreter's switch interval is lowered to ``RECOVERY_SWITCH_INTERVAL_S``
+(process-wide: the interval is one setting of the interpreter; the previous value comes back
+when the last open pipeline shuts down). It changes when threads switch, never what any of them
+computes.
 
 Limits: at most ``PREFETCH_BATCHES_MAX`` batches are held ahead. A batch is recovered on at
-most ``threads`` threads at once; its chunks are not split further.
+most ``lanes`` threads or processes at once; its chunks are not split further.
 """
 
 from __future__ import annotations
@@ -46,6 +53,7 @@ from typing import Any, ParamSpec, TypeVar
 from rollbook.sequencer.batch_data import BatchData, SignedEntry
 from rollbook.sequencer.eip712 import Eip712Domain
 from rollbook.sequencer.errors import AdmissionError
+from rollbook.sequencer.recovery_processes import PendingRecovery, RecoveryProcesses
 from rollbook.sequencer.signatures import (
     RECOVERY_CHUNK_MAX,
     SignedTransaction,
@@ -90,38 +98,67 @@ _SWITCH_INTERVAL = _SwitchInterval()
 
 _P = ParamSpec("_P")
 _T = TypeVar("_T")
+# a chunk's recovery under way: on the pool (a future) or on a worker process
+_Work = Future[list[VerifiedTransaction | AdmissionError]] | PendingRecovery
+
+
+def _discard(work: _Work) -> None:
+    """The result of ``work`` will never be asked for."""
+    if isinstance(work, PendingRecovery):
+        work.discard()
 
 
 class RecoveryPipeline(Executor):
     """A thread-pool executor that can start a batch's signature recovery ahead of time."""
 
     def __init__(self, domain: Eip712Domain, threads: int,
-                 switch_interval_s: float | None = RECOVERY_SWITCH_INTERVAL_S) -> None:
-        """``switch_interval_s`` None leaves the interpreter's switch interval alone."""
+                 switch_interval_s: float | None = RECOVERY_SWITCH_INTERVAL_S,
+                 processes: int = 0) -> None:
+        """``processes`` > 0 recovers on that many worker processes (the thread pool then
+        serves only ``submit``/``map``); ``switch_interval_s`` None leaves the interpreter's
+        switch interval alone, and so does a pipeline with processes (no recovery thread
+        waits for the GIL)."""
         if threads < 1:
             raise ValueError(f"threads={threads} must be >= 1")
+        if processes < 0:
+            raise ValueError(f"processes={processes} must be >= 0")
         if switch_interval_s is not None and not switch_interval_s > 0:
             raise ValueError(f"switch_interval_s={switch_interval_s} must be positive")
         self.domain = domain
         self.threads = threads
+        self._processes = RecoveryProcesses(processes) if processes else None
+        self.lanes = processes or threads  # recoveries that run at once
         self._pool = ThreadPoolExecutor(max_workers=threads,
                                         thread_name_prefix="rollbook-verify-recover")
         # id(first signed transaction of a chunk) -> (chunk, future); batches in prefetch order
         # with their chunks, which keeps those objects alive, so that no id in either table can
         # be reused by another object before its batch is evicted
-        self._ahead: dict[int, tuple[list[SignedTransaction], Future[Any]]] = {}
+        self._ahead: dict[int, tuple[list[SignedTransaction], _Work]] = {}
         self._batches: OrderedDict[int, list[list[SignedTransaction]]] = OrderedDict()
         self.hits = 0
         self.misses = 0
+        if self._processes is not None:
+            switch_interval_s = None
         self._lowered = switch_interval_s is not None
         if switch_interval_s is not None:
             _SWITCH_INTERVAL.lower(switch_interval_s)
 
+    @property
+    def processes(self) -> int:
+        """Recovery worker processes (0: the recovery runs on the pool's threads)."""
+        return 0 if self._processes is None else self._processes.processes
+
+    def wait_ready(self) -> None:
+        """Return once every worker process answers (a no-op with threads): what a benchmark
+        calls so that the workers' start is not in what it times."""
+        if self._processes is not None:
+            self._processes.wait_ready()
+
     def chunk_signatures(self, count: int) -> int:
-        """Signatures per pool task for a batch of ``count``: spread over every thread, at most
-        ``RECOVERY_CHUNK_MAX`` (a batch of ``threads * RECOVERY_CHUNK_MAX`` or more is chunked
-        as ``recover_signers`` chunks it)."""
-        return max(1, min(RECOVERY_CHUNK_MAX, -(-count // self.threads)))
+        """Signatures per task for a batch of ``count``: spread over every lane (thread or
+        process), at most ``RECOVERY_CHUNK_MAX`` (a batch of ``lanes * RECOVERY_CHUNK_MAX`` or
+        more is chunked as ``recover_signers`` chunks it)."""
+        return max(1, min(RECOVERY_CHUNK_MAX, -(-count // self.lanes)))
 
     def prefetch(self, batch: BatchData) -> None:
         """Start recovering ``batch``'s signatures (no-op for a batch without any, or known)."""
@@ -134,12 +171,12 @@ class RecoveryPipeline(Executor):
                 found = self._ahead.get(id(chunk[0]))
                 if found is not None and found[0] is chunk:
                     del self._ahead[id(chunk[0])]
+                    _discard(found[1])
         chunks = []
         size = self.chunk_signatures(len(signed))
         for start in range(0, len(signed), size):
             chunk = signed[start:start + size]
-            self._ahead[id(chunk[0])] = (chunk, self._pool.submit(recover_signers, self.domain,
-                                                                  chunk))
+            self._ahead[id(chunk[0])] = (chunk, self._start(self.domain, chunk))
             chunks.append(chunk)
         self._batches[id(signed[0])] = chunks
 
@@ -154,8 +191,7 @@ class RecoveryPipeline(Executor):
         futures = []
         for start in range(0, len(signed), size):
             chunk = list(signed[start:start + size])
-            futures.append(self._take((domain, chunk))
-                           or self._pool.submit(recover_signers, domain, chunk))
+            futures.append(self._take((domain, chunk)) or self._start(domain, chunk))
         results: list[VerifiedTransaction | AdmissionError] = []
         for future in futures:
             results.extend(future.result())
@@ -164,6 +200,8 @@ class RecoveryPipeline(Executor):
 
     def forget(self) -> None:
         """Drop everything prefetched (after a rollback the next batches differ)."""
+        for _, work in self._ahead.values():
+            _discard(work)
         self._ahead.clear()
         self._batches.clear()
 
@@ -173,24 +211,33 @@ class RecoveryPipeline(Executor):
 
     def map(self, fn: Callable[..., _T], *iterables: Iterable[Any], timeout: float | None = None,
             chunksize: int = 1) -> Iterator[_T]:
-        futures = [self._take(args) or self._pool.submit(fn, *args)
-                   for args in zip(*iterables, strict=True)]
+        futures: list[Any] = [self._take(args) or self._pool.submit(fn, *args)
+                              for args in zip(*iterables, strict=True)]
 
         def results() -> Iterator[_T]:
-            for future in futures:
-                yield future.result(timeout)
+            for future in futures:  # a worker's reply has no timeout: its worker answers or dies
+                yield (future.result(timeout) if isinstance(future, Future)
+                       else future.result())
 
         return results()
 
     def shutdown(self, wait: bool = True, *, cancel_futures: bool = False) -> None:
-        """Stop the pool and give the switch interval back (idempotent)."""
+        """Stop the pool and the workers, give the switch interval back (idempotent)."""
         self.forget()
         self._pool.shutdown(wait, cancel_futures=cancel_futures)
+        if self._processes is not None:
+            self._processes.close()
         if self._lowered:
             self._lowered = False
             _SWITCH_INTERVAL.release()
 
-    def _take(self, args: tuple[Any, ...]) -> Future[Any] | None:
+    def _start(self, domain: Eip712Domain, chunk: list[SignedTransaction]) -> _Work:
+        """Start recovering a chunk: on a worker process, or on the pool."""
+        if self._processes is not None:
+            return self._processes.start(domain, chunk)
+        return self._pool.submit(recover_signers, domain, chunk)
+
+    def _take(self, args: tuple[Any, ...]) -> _Work | None:
         """The prefetched future for ``(domain, chunk)`` arguments, if it is the same work."""
         if len(args) != 2 or args[0] != self.domain:
             self.misses += 1
