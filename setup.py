@@ -35,10 +35,12 @@ ROOT = Path(__file__).parent
 PACKAGE_ROOT = ROOT / "src" / "rollbook"
 COMPILED_PACKAGE = "rollbook.execution"
 # invariants.py subclasses AssertionError (a base class mypyc cannot compile) and runs only in
-# tests and checks, off the hot path. events.py holds the events' NamedTuples, which the
+# tests and checks, off the hot path. events.py holds the rarer events' NamedTuples, which the
 # gateway turns into its wire schema from their annotations: compiled, mypyc erases the
 # generic arguments there (``tuple[int, ...]`` reads back as ``tuple``). NamedTuples are plain
 # Python classes in a compiled build anyway, so leaving the module interpreted costs nothing.
+# (The receipt and the order path's events, whose annotations are plain ints and bytes, are
+# native classes in receipts.py, which is compiled.)
 MYPYC_EXCLUDED = frozenset({"execution/invariants.py", "execution/events.py"})
 # the verifier's and the sequencer's per-transaction work around the STF: decoding batch data,
 # the EIP-712 digest, admission (nonces, agents), the caller's side of signer recovery in

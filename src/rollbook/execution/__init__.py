@@ -7,6 +7,7 @@ receipts and events, and the configuration types.
 """
 
 from rollbook.execution import config as _config
+from rollbook.execution import receipts as _receipts
 from rollbook.execution import txs as _txs
 from rollbook.execution.config import (
     InstrumentKind,
@@ -66,8 +67,8 @@ from rollbook.execution.txs import (
     Withdraw,
 )
 
-register_frozen_dataclasses(_config, _txs, _black76, _instruments, _mmp, _portfolio, _smile,
-                            _views)
+register_frozen_dataclasses(_config, _receipts, _txs, _black76, _instruments, _mmp, _portfolio,
+                            _smile, _views)
 
 __all__ = [
     "Batch",

@@ -1,8 +1,12 @@
 """Receipts and the events a transaction emits.
 
-Events are NamedTuples: cheap to create on the matching hot path, immutable, and encodable in a
-fixed field order. A receipt's ``code`` is ``ErrorCode.OK`` or the stable rejection code; a
-rejected transaction has no events and changed no state.
+A receipt's ``code`` is ``ErrorCode.OK`` or the stable rejection code; a rejected transaction has
+no events and changed no state. Events are immutable records, encodable in a fixed field order.
+The receipt and the order path's events (``OrderPlaced``, ``OrderCancelled``, ``OrderReduced``,
+``Fill``: nearly every event the venue emits) are frozen dataclasses that the compiled build
+constructs natively, defined in ``receipts`` and re-exported here; the rarer events are
+NamedTuples, in this module (left interpreted in the compiled build: the gateway's wire schema
+reads their generic annotations, which mypyc would erase; see ``setup.py``).
 """
 
 from __future__ import annotations
@@ -10,7 +14,7 @@ from __future__ import annotations
 from enum import IntEnum
 from typing import NamedTuple
 
-from rollbook.execution.errors import ErrorCode
+from rollbook.execution.receipts import Fill, OrderCancelled, OrderPlaced, OrderReduced, Receipt
 
 __all__ = [
     "CancelReason",
@@ -50,48 +54,6 @@ class CancelReason(IntEnum):
     QUOTE_REPLACED = 9  # a mass quote replaced the ladder it belonged to
     EXPIRED = 10  # the option expired: its book closed
     DELISTED = 11
-
-
-class OrderPlaced(NamedTuple):
-    order_id: int
-    market_id: int
-    owner: bytes
-    subaccount: int
-    is_buy: bool
-    price_ticks: int
-    size_lots: int
-    client_order_id: int
-
-
-class OrderReduced(NamedTuple):
-    """A modify shrank a resting order in place; it stays live and keeps its priority."""
-
-    order_id: int
-    market_id: int
-    removed_lots: int
-    remaining_lots: int
-
-
-class Fill(NamedTuple):
-    market_id: int
-    maker_order_id: int
-    taker_order_id: int  # 0 for liquidation fills that never rest
-    maker_owner: bytes
-    maker_subaccount: int
-    taker_owner: bytes
-    taker_subaccount: int
-    taker_is_buy: bool
-    price_ticks: int
-    size_lots: int
-    maker_fee_quantums: int  # negative is a rebate paid to the maker
-    taker_fee_quantums: int  # for liquidations, the penalty paid to the insurance fund
-
-
-class OrderCancelled(NamedTuple):
-    order_id: int
-    market_id: int
-    size_lots: int  # the remaining size removed
-    reason: int
 
 
 class DepositCredited(NamedTuple):
@@ -231,14 +193,3 @@ Event = (
     | MmpTriggered
     | PortfolioMarginSet
 )
-
-
-class Receipt(NamedTuple):
-    code: ErrorCode
-    message: str
-    events: tuple[Event, ...]
-    cost_units: int
-
-    @property
-    def ok(self) -> bool:
-        return self.code == ErrorCode.OK

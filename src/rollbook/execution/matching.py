@@ -34,7 +34,6 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Final
 
-from rollbook.execution.emit import fill_event, order_cancelled
 from rollbook.execution.events import CancelReason
 from rollbook.execution.margin import (
     GroupRisk,
@@ -49,6 +48,7 @@ from rollbook.execution.positions import (
     remove_resting_order,
     settle_trade_side,
 )
+from rollbook.execution.receipts import Fill, OrderCancelled
 from rollbook.execution.state import MarginGroup, MarketState, Order, Position, State
 from rollbook.execution.txs import SelfTradePrevention
 from rollbook.execution.units import PPM, div_ceil, max_int, mul_div_ceil, mul_div_floor
@@ -263,7 +263,7 @@ def apply_plan(state: State, market: MarketState, plan: MatchPlan, taker_positio
     maker_fees = 0
     for order, fill, cancel_reason, maker_fee, planned_taker_fee in plan.steps:
         if cancel_reason:
-            events.append(order_cancelled(order.order_id, market_id, order.size_lots,
+            events.append(OrderCancelled(order.order_id, market_id, order.size_lots,
                                           cancel_reason))
             # a self-trade expiry may remove the taker's own order: keep the taker's position
             # record attached, since the taker settles into it next (the caller releases it)
@@ -283,9 +283,9 @@ def apply_plan(state: State, market: MarketState, plan: MatchPlan, taker_positio
         fees_charged += taker_fee
         maker_fees += maker_fee
         maker_sub = maker_position.group.subaccount
-        events.append(fill_event(market_id, order.order_id, taker_order_id, maker_sub.owner,
-                                 maker_sub.number, taker_sub.owner, taker_sub.number,
-                                 taker_is_buy, price, fill, maker_fee, taker_fee))
+        events.append(Fill(market_id, order.order_id, taker_order_id, maker_sub.owner,
+                           maker_sub.number, taker_sub.owner, taker_sub.number, taker_is_buy,
+                           price, fill, maker_fee, taker_fee))
     if taker_fees_to_insurance:
         state.insurance.cross.collateral_quantums += fees_charged
         state.fee_pool_quantums += maker_fees

@@ -20,7 +20,6 @@ from __future__ import annotations
 from typing import Final
 
 from rollbook.execution.config import POSITIONS_PER_SUBACCOUNT_MAX
-from rollbook.execution.emit import order_cancelled, order_placed, order_reduced
 from rollbook.execution.errors import ErrorCode, TxRejected
 from rollbook.execution.events import CancelReason
 from rollbook.execution.margin import change_acceptable, group_risk, meets_initial_after
@@ -33,6 +32,7 @@ from rollbook.execution.positions import (
     rest_order,
     shrink_resting_order,
 )
+from rollbook.execution.receipts import OrderCancelled, OrderPlaced, OrderReduced
 from rollbook.execution.state import MarginGroup, MarketState, Order, Position, State, Subaccount
 from rollbook.execution.txs import (
     ALL_MARKETS,
@@ -209,7 +209,7 @@ def _submit(state: State, sub: Subaccount, market: MarketState, is_buy: bool, pr
     order_id = state.next_order_id
     state.next_order_id = order_id + 1
     if replaces is not None:
-        events.append(order_cancelled(replaces.order_id, market_id, replaces.size_lots,
+        events.append(OrderCancelled(replaces.order_id, market_id, replaces.size_lots,
                                       _CANCELLED_BY_MODIFY))
         remove_resting_order(state, market, replaces)
     if position is None or replaces is not None:  # else the record is still the group's
@@ -221,14 +221,14 @@ def _submit(state: State, sub: Subaccount, market: MarketState, is_buy: bool, pr
         order = Order(order_id, sub, position, market_id, is_buy, price_ticks, rest_lots,
                       client_order_id, tif == _POST_ONLY, self_trade)
         rest_order(state, market, sub, position, order)
-        events.append(order_placed(order_id, market_id, sub.owner, sub.number, is_buy,
-                                   price_ticks, rest_lots, client_order_id))
+        events.append(OrderPlaced(order_id, market_id, sub.owner, sub.number, is_buy,
+                                  price_ticks, rest_lots, client_order_id))
     else:
         unfilled = size_lots - filled
         if unfilled:
             reason = _IOC_REMAINDER if plan is None or plan.stop_reason == 0 else (
                 plan.stop_reason)
-            events.append(order_cancelled(order_id, market_id, unfilled, reason))
+            events.append(OrderCancelled(order_id, market_id, unfilled, reason))
         release_position_if_empty(position)
 
 
@@ -288,7 +288,7 @@ def _owned_order(sub: Subaccount, order_id: int) -> Order:
 
 
 def _cancel(state: State, order: Order, events: list[object]) -> None:
-    events.append(order_cancelled(order.order_id, order.market_id, order.size_lots,
+    events.append(OrderCancelled(order.order_id, order.market_id, order.size_lots,
                                   _CANCELLED_BY_USER))
     remove_resting_order(state, state.markets[order.market_id], order)
 
@@ -321,7 +321,7 @@ def cancel_orders_of_group_markets(state: State, sub: Subaccount, market_ids: se
     """Cancel a subaccount's orders in ``market_ids`` (all when None), oldest first."""
     for order in list(sub.orders.values()):
         if market_ids is None or order.market_id in market_ids:
-            events.append(order_cancelled(order.order_id, order.market_id, order.size_lots,
+            events.append(OrderCancelled(order.order_id, order.market_id, order.size_lots,
                                           reason))
             remove_resting_order(state, state.markets[order.market_id], order)
 
@@ -336,7 +336,7 @@ def modify_order(state: State, tx: ModifyOrder, events: list[object]) -> None:
         # a pure size decrease only lowers risk: no band check, the order keeps its priority
         removed = order.size_lots - tx.size_lots
         shrink_resting_order(state, market, order, removed)
-        events.append(order_reduced(order.order_id, order.market_id, removed, tx.size_lots))
+        events.append(OrderReduced(order.order_id, order.market_id, removed, tx.size_lots))
         return
     check_price_and_size(market, tx.price_ticks, tx.size_lots, True)
     tif = _POST_ONLY if order.post_only else _GTC

@@ -28,9 +28,8 @@ from typing import Any, Final, cast
 
 from rollbook.execution import accounts, orders
 from rollbook.execution.config import HEARTBEAT_COST_BOUND_UNITS, VenueConfig
-from rollbook.execution.emit import receipt
 from rollbook.execution.errors import ERROR_MESSAGES, ErrorCode, TxRejected
-from rollbook.execution.events import Event, Receipt
+from rollbook.execution.events import Event
 from rollbook.execution.funding import funding_tick
 from rollbook.execution.liquidation import enqueue_underwater_groups, process_liquidation_queue
 from rollbook.execution.options import lifecycle, quotes
@@ -38,6 +37,7 @@ from rollbook.execution.options.protection import MASS_QUOTE_QUOTES_MAX
 from rollbook.execution.options.volatility import apply_volatility_update
 from rollbook.execution.oracle import apply_oracle_update
 from rollbook.execution.orders import cancel_order, modify_order, place_order
+from rollbook.execution.receipts import Receipt
 from rollbook.execution.state import State
 from rollbook.execution.txs import (
     Batch,
@@ -202,7 +202,7 @@ def apply_transaction(state: State, tx: Transaction) -> Receipt:
         entry = _DISPATCH.get(kind)
         if entry is None:
             unknown = TxRejected(ErrorCode.MALFORMED_TRANSACTION, "unknown transaction kind")
-            return receipt(unknown.code, unknown.message, (), 0)
+            return Receipt(unknown.code, unknown.message, (), 0)
         base = entry[1]
     try:
         if kind is PlaceOrder:
@@ -214,11 +214,11 @@ def apply_transaction(state: State, tx: Transaction) -> Receipt:
         else:
             _DISPATCH[kind][0](state, tx, events)
     except TxRejected as rejected:
-        return receipt(rejected.code, rejected.message, (), base)
+        return Receipt(rejected.code, rejected.message, (), base)
     if not events:
-        return receipt(_OK, "", (), base)
+        return Receipt(_OK, "", (), base)
     typed_events: tuple[Event, ...] = tuple(events)  # type: ignore[arg-type]
-    return receipt(_OK, "", typed_events, base + EVENT_COST_UNITS * len(events))
+    return Receipt(_OK, "", typed_events, base + EVENT_COST_UNITS * len(events))
 
 
 def begin_batch(state: State, index: int, timestamp_ms: int) -> None:

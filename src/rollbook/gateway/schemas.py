@@ -1,16 +1,17 @@
 """JSON shapes of everything the API returns, derived from the node's typed views.
 
-The node answers queries with frozen dataclasses and the STF emits events as NamedTuples
-(``rollbook.node.views``, ``rollbook.execution.events``). This module derives, once per class,
-a msgspec ``Struct`` with the same field names (``wire_type``), and converts a value into
-JSON-ready builtins (``jsonable``) by the same rules, so the OpenAPI document, the server's
-answers and the SDK's typed decoding all come from one definition:
+The node answers queries with frozen dataclasses and the STF emits events as frozen dataclasses
+(the receipt and the order path's events) or NamedTuples (the rest; ``rollbook.node.views``,
+``rollbook.execution.events``). This module derives, once per class, a msgspec ``Struct`` with
+the same field names (``wire_type``), and converts a value into JSON-ready builtins
+(``jsonable``) by the same rules, so the OpenAPI document, the server's answers and the SDK's
+typed decoding all come from one definition:
 
 - ``bytes`` become ``0x``-prefixed lowercase hex strings (addresses, roots, hashes, leaves);
 - ``IntEnum`` values become their lowercase names (``"buy"``, ``"perpetual"``), never
   numbers, so a client reads them without a table; ``bool`` stays ``bool``;
 - ``tuple[X, ...]`` and ``list[X]`` become arrays, fixed tuples become arrays of their items;
-- a dataclass becomes an object; a STF event (a NamedTuple) becomes an object tagged
+- a dataclass becomes an object; a STF event (of either kind) becomes an object tagged
   ``"type"`` with the snake_case of its class name (``Fill`` -> ``"fill"``), and so does any
   record registered with ``tag_record`` (records that share a union with others need a tag:
   ``rollbook.node.views.PositionView`` beside the events in ``AccountEvent.event``);

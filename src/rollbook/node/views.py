@@ -1,8 +1,9 @@
 """What the node answers with: acknowledgements, query views and subscription messages.
 
 Frozen, slotted dataclasses of ints, bools, strings, bytes and tuples (and the STF's own
-``Receipt`` and event NamedTuples), so the gateway can serialise them without knowing the
-STF. Units are in the names, as everywhere in rollbook; addresses are 20 raw bytes.
+``Receipt`` and events: dataclasses and NamedTuples), so the gateway can serialise them
+without knowing the STF. Units are in the names, as everywhere in rollbook; addresses are 20
+raw bytes.
 """
 
 from __future__ import annotations
