@@ -498,3 +498,27 @@ def test_heartbeats_move_the_oracle_and_tick_funding(tmp_path: Path) -> None:
         while node.engine.state.markets[BTC].last_funding_ms < 0:  # the first tick started
             assert time.monotonic() < deadline  # the funding clock
             time.sleep(0.01)
+
+
+def test_a_batch_closes_only_after_its_records_went_to_the_log(tmp_path: Path) -> None:
+    """Cadence, size and requested closes hand what was sequenced to the log and the committer
+    before the state root is computed: acks never wait for the root (or a snapshot's fork)."""
+    with Node(offline_config(tmp_path, interval_ms=20, txs_max=16, snapshot_every=2)) as node:
+        fund(node, [owner(1)])
+        engine = node.engine
+        close_batch = engine.close_batch
+        queued: list[int] = []
+
+        def close_counting() -> Any:
+            queued.append(len(engine.records))  # records sequenced but not yet appended
+            return close_batch()
+
+        engine.close_batch = close_counting  # type: ignore[method-assign]
+        acks = node.submit_many_sync([place(1, Side.BUY, PRICE_TICKS - 10 - i, 1,
+                                            node.domain) for i in range(40)])  # type: ignore[arg-type]
+        assert all(isinstance(a, Ack) and a.ok for a in acks)
+        time.sleep(0.1)  # a cadence close
+        node.submit_sync(place(1, Side.BUY, PRICE_TICKS - 100, 1, node.domain))  # type: ignore[arg-type]
+        node.close_batch_sync()
+        assert len(queued) >= 4 and queued == [0] * len(queued)
+        assert len({a.batch_index for a in acks if isinstance(a, Ack)}) >= 3

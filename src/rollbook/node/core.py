@@ -10,8 +10,9 @@ Threads and what each owns:
   admits and executes entries in the open batch, emits heartbeats (oracle price from the feed,
   ``FundingTick``, ``ProcessLiquidations``) and L1 inputs, cuts batches (on the cadence, on the
   entry count, the published-bytes limit or the STF's cost limit), answers queries at its
-  position and takes snapshots at batch boundaries; after each drained chunk it appends the
-  chunk's WAL records and hands the chunk's answers to the committer;
+  position and takes snapshots at batch boundaries; after each drained chunk, and before it
+  closes a batch (the state root and a snapshot's fork take milliseconds), it appends the WAL
+  records sequenced so far and hands their answers to the committer;
 - the **committer** thread waits for the WAL group commit covering a chunk, then releases its
   answers (acks, refusals, query results) and market data: nothing leaves the node before it
   is durable;
@@ -1139,6 +1140,7 @@ class Node:
         # stopping: answer what is still queued as unavailable, close the batch, snapshot
         self._drain_refusing()
         if engine.execution is not None:
+            self._flush()
             self._close_batch(force_snapshot=True)
         elif self._batches_since_snapshot:
             self._take_snapshot(wait=True)
@@ -1196,7 +1198,7 @@ class Node:
             engine = self._engine
             assert engine is not None
             if engine.execution is not None:
-                record: BatchRecord | None = self._close_batch()
+                record: BatchRecord | None = self._close_live()
             else:  # the cadence closed it already: answer with the latest closed batch
                 with self._history_lock:
                     record = self._history.get(engine.state.batch_index)
@@ -1225,6 +1227,7 @@ class Node:
         elif engine.open_entries and not engine.room_for(entry, len(data), batch.txs_max,
                                                          batch.bytes_max):
             # (an empty batch takes any single entry: the limits' minimums fit the largest)
+            self._flush()  # what was sequenced before need not wait for the root (_close_live)
             self._close_batch()
             self._open_batch()
         receipt, sequence = engine.execute(entry, data, verified)
@@ -1267,6 +1270,15 @@ class Node:
         assert engine is not None
         engine.open_batch(_now_ms())
         self._batch_deadline = time.monotonic() + self.config.batch.interval_ms / 1_000
+
+    def _close_live(self) -> BatchRecord:
+        """Close the open batch on the running node, after handing what this step sequenced to
+        the log and its answers to the committer: the state root (measured at the bench's 5,000
+        orders/s: 1 ms median, 11 to 37 ms at the 99th percentile on a loaded 2-core machine)
+        and a due snapshot's fork (7 to 109 ms) then run while those records sync, instead of
+        delaying every answer of the step by their time."""
+        self._flush()
+        return self._close_batch()
 
     def _close_batch(self, force_snapshot: bool = False) -> BatchRecord:
         engine = self._engine
@@ -1323,7 +1335,7 @@ class Node:
             entry = system_entry(ProcessLiquidations())
             self._sequence_system(entry, encode_entry(entry), keccak256(entry.body), None)
         if engine.execution is not None and time.monotonic() >= self._batch_deadline:
-            self._close_batch()
+            self._close_live()
 
     def _oracle_heartbeat(self, now: float) -> None:
         engine = self._engine
