@@ -15,8 +15,8 @@ Measured, interleaved ``repeats`` times (best of each), with the garbage-collect
   (``check_batch`` from a fresh genesis replica: keccak of the data, strict decoding, the L1
   checks, ``replay_batch`` with signatures recovered on a ``RecoveryPipeline`` of ``processes``
   worker processes, as ``rollbook verify`` runs it, or of ``threads`` threads with
-  ``processes`` 0; the next batch's recovery started while this one executes, counters and
-  root);
+  ``processes`` 0; the next batches' recovery (``PREFETCH_AHEAD_BATCHES``) started while this
+  one executes, counters and root);
 - ``sig_limit_per_s``: the faster of two ways to do nothing but recover the same signatures
   (the EIP-712 digest and coincurve recovery, the verifier's recovery path alone):
   ``recover_signers`` on a thread pool of ``threads`` (``sig_limit_threads_per_s``), and
@@ -94,7 +94,7 @@ from rollbook.sequencer.signatures import (
 )
 from rollbook.verifier.calldata import SubmitBatchCall
 from rollbook.verifier.checks import CheckRules, L1Book, L1Deposit, Submission, check_batch
-from rollbook.verifier.pipeline import RecoveryPipeline
+from rollbook.verifier.pipeline import PREFETCH_AHEAD_BATCHES, RecoveryPipeline
 from rollbook.verifier.replica import Replica
 
 __all__ = ["RecordedChain", "record_chain", "run_verify_bench"]
@@ -255,17 +255,18 @@ def _verify_once(recorded: RecordedChain, threads: int,
         pipeline.wait_ready()  # the workers' start is not the verifier's speed
         submissions = recorded.submissions
         start = time.perf_counter()
-        current: Submission | None = submissions[0].with_decoded()  # decoding is timed work
+        ahead: deque[Submission] = deque()  # decoded, their recovery started (as the verifier)
+        read = 0
         for position in range(len(submissions)):
-            assert current is not None
-            upcoming = (submissions[position + 1].with_decoded()
-                        if position + 1 < len(submissions) else None)
-            if upcoming is not None and isinstance(upcoming.decoded, BatchData):
-                pipeline.prefetch(upcoming.decoded)  # recovered while `current` executes
-            outcome = check_batch(replica, current, book, rules, pipeline)
+            while read < len(submissions) and read <= position + PREFETCH_AHEAD_BATCHES:
+                upcoming = submissions[read].with_decoded()  # decoding is timed work
+                if read > position and isinstance(upcoming.decoded, BatchData):
+                    pipeline.prefetch(upcoming.decoded)  # recovered while earlier ones execute
+                ahead.append(upcoming)
+                read += 1
+            outcome = check_batch(replica, ahead.popleft(), book, rules, pipeline)
             if outcome.divergence is not None:
                 raise AssertionError(f"the recorded chain does not verify: {outcome.divergence}")
-            current = upcoming
         elapsed = time.perf_counter() - start
     finally:
         pipeline.shutdown()

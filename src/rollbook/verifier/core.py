@@ -88,7 +88,7 @@ from rollbook.verifier.checks import (
 from rollbook.verifier.config import VerifierConfig, venue_fingerprint
 from rollbook.verifier.divergence import Divergence
 from rollbook.verifier.escape import EscapeKit, build_escape_kit
-from rollbook.verifier.pipeline import RecoveryPipeline
+from rollbook.verifier.pipeline import PREFETCH_AHEAD_BATCHES, RecoveryPipeline
 from rollbook.verifier.replica import Replica
 from rollbook.verifier.snapshot import (
     SnapshotHeader,
@@ -521,19 +521,26 @@ class Verifier:
                           event.transaction_hash, call, error).with_decoded()
 
     def _prefetch_next(self, events: list[Event], position: int) -> None:
-        """Read and decode the next submitted batch of this poll and start recovering its
-        signatures, so that they are ready when the replay reaches it."""
+        """Read and decode the next ``PREFETCH_AHEAD_BATCHES`` submitted batches of this poll
+        and start recovering their signatures, so that they are ready when the replay reaches
+        them (more than one: the recovery workers then still have work queued while this
+        thread finishes a batch, or waits for a core)."""
+        ahead: list[Event] = []
         for event in _after(events, position):
             if event.name == BatchSubmittedEvent.EVENT_NAME:
-                typed = BatchSubmittedEvent.from_event(event)
-                key = (event.block_number, event.log_index)
-                if key not in self._lookahead:
-                    self._lookahead.clear()  # only the next one is ever held
-                    self._lookahead[key] = self._submission(typed, event.log_index)
-                decoded = self._lookahead[key].decoded
-                if decoded is not None and not isinstance(decoded, BatchDataError):
-                    self.pipeline.prefetch(decoded)
-                return
+                ahead.append(event)
+                if len(ahead) == PREFETCH_AHEAD_BATCHES:
+                    break
+        keys = [(event.block_number, event.log_index) for event in ahead]
+        for stale in [key for key in self._lookahead if key not in keys]:
+            del self._lookahead[stale]  # no longer ahead of the replay
+        for key, event in zip(keys, ahead, strict=True):
+            if key not in self._lookahead:
+                self._lookahead[key] = self._submission(BatchSubmittedEvent.from_event(event),
+                                                        event.log_index)
+            decoded = self._lookahead[key].decoded
+            if decoded is not None and not isinstance(decoded, BatchDataError):
+                self.pipeline.prefetch(decoded)  # a no-op for a batch already under way
 
     def _dispute(self, submission: Submission, divergence: Divergence) -> None:
         index = submission.batch_index

@@ -61,9 +61,15 @@ from rollbook.sequencer.signatures import (
     recover_signers,
 )
 
-__all__ = ["PREFETCH_BATCHES_MAX", "RECOVERY_SWITCH_INTERVAL_S", "RecoveryPipeline"]
+__all__ = ["PREFETCH_AHEAD_BATCHES", "PREFETCH_BATCHES_MAX", "RECOVERY_SWITCH_INTERVAL_S",
+           "RecoveryPipeline"]
 
 PREFETCH_BATCHES_MAX = 4  # batches recovered ahead; each holds at most a batch of results
+# what a replay loop should keep prefetched beyond the batch it executes: with one, a recovery
+# worker that finishes the next batch idles until this thread has finished the current one
+# and prefetched again, which on a busy machine includes waiting for a core
+PREFETCH_AHEAD_BATCHES = 2
+assert PREFETCH_AHEAD_BATCHES < PREFETCH_BATCHES_MAX
 # a recovery is ~35 us of GIL-free C between short Python steps; on the 2-core bench machine
 # intervals from 0.1 ms to 1 ms measured alike (recovery threads kept busy while the STF runs),
 # 5 ms at times let them finish half as many: the middle of that range, on a log scale
