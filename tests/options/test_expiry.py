@@ -186,7 +186,8 @@ def _strip(state: State, owner: bytes, keep_quantums: int) -> None:
     moved = group.collateral_quantums - keep_quantums
     group.collateral_quantums -= moved
     state.subaccounts[(DAVE, 0)].cross.collateral_quantums += moved
-    state.touched_subaccounts.update({(owner, 0), (DAVE, 0)})
+    state.touched_subaccounts.update({state.subaccounts[(owner, 0)],
+                                      state.subaccounts[(DAVE, 0)]})
 
 
 def test_a_bankrupt_short_is_covered_by_the_fund_then_by_the_receivers() -> None:

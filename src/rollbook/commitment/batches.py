@@ -24,8 +24,8 @@ def genesis_commitment(state: State) -> StateCommitment:
     """The commitment of a genesis state; its root is the settlement contract's genesis root."""
     assert state.batch_index == 0, "genesis is the state before batch 1"
     # every record is new to a fresh commitment, whatever an earlier commitment saw
-    state.touched_subaccounts.update(state.subaccounts)
-    state.touched_orders.update(state.orders)
+    state.touched_subaccounts.update(state.subaccounts.values())
+    state.touched_orders.update(state.orders.values())
     state.touched_markets.update(state.markets)
     state.touched_expiries.update(state.expiries)
     state.touched_quotes.update(state.quotes)

@@ -91,14 +91,16 @@ def collect_updates(state: State, committed_indexes: dict[int, int],
             updates[(LEAF_OPTION_MARKET, market_id)] = option_market_leaf(market)
     if state.touched_expiries or state.touched_quotes or state.touched_risk_modes:
         _collect_option_updates(state, updates)
-    subaccounts = state.subaccounts
-    state.touched_subaccounts.add(state.insurance.key)  # fees, penalties, residuals: always
-    for key in state.touched_subaccounts:
-        updates[(LEAF_SUBACCOUNT, *key)] = subaccount_leaf(subaccounts[key])
+    # the touched sets hold the records themselves (see ``State``); subaccounts are never removed
+    state.touched_subaccounts.add(state.insurance)  # fees, penalties, residuals: always
+    for sub in state.touched_subaccounts:
+        updates[(LEAF_SUBACCOUNT, sub.owner, sub.number)] = subaccount_leaf(sub)
     orders = state.orders
-    for order_id in state.touched_orders:
-        order = orders.get(order_id)
-        updates[(LEAF_ORDER, order_id)] = None if order is None else order_leaf(order)
+    for order in state.touched_orders:
+        order_id = order.order_id
+        # an order marked and since removed (filled, cancelled) is no longer under its id
+        updates[(LEAF_ORDER, order_id)] = (
+            order_leaf(order) if orders.get(order_id) is order else None)
     for withdrawal_id in range(withdrawals_next, state.next_withdrawal_id):
         withdrawal = state.pending_withdrawals[withdrawal_id]
         updates[(LEAF_WITHDRAWAL, withdrawal_id)] = withdrawal_leaf(withdrawal)

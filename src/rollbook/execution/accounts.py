@@ -89,12 +89,12 @@ def _open_subaccount(state: State, owner: bytes, number: int,
                      from_l1: bool = False) -> Subaccount:
     """The subaccount, created if new; an L1 deposit may exceed ``subaccounts_max``
     (``config.DEPOSIT_QUANTUMS_MAX`` says why)."""
-    sub = state.subaccounts.get((owner, number))
+    sub = state.subaccount(owner, number)
     if sub is None:
         if not from_l1 and len(state.subaccounts) >= state.config.subaccounts_max:
             raise TxRejected(ErrorCode.ACCOUNTS_LIMIT)
         sub = Subaccount(owner, number)
-        state.subaccounts[sub.key] = sub
+        state.add_subaccount(sub)
     return sub
 
 
@@ -118,7 +118,7 @@ def deposit(state: State, tx: Deposit, events: list[object]) -> None:
         raise TxRejected(ErrorCode.INVALID_AMOUNT, f"{tx.amount_quantums}")
     sub = _open_subaccount(state, tx.owner, tx.subaccount, from_l1=True)
     sub.cross.collateral_quantums += tx.amount_quantums
-    state.touched_subaccounts.add(sub.key)
+    state.touched_subaccounts.add(sub)
     state.deposits_quantums_total += tx.amount_quantums
     state.next_deposit_id += 1
     events.append(DepositCredited(tx.deposit_id, tx.owner, tx.subaccount, tx.amount_quantums))
@@ -137,7 +137,7 @@ def _queue_withdrawal(state: State, sub: Subaccount, amount_quantums: int) -> in
     owner claims on the settlement contract once the batch's root is final)."""
     assert amount_quantums > 0
     sub.cross.collateral_quantums -= amount_quantums
-    state.touched_subaccounts.add(sub.key)
+    state.touched_subaccounts.add(sub)
     state.withdrawals_quantums_total += amount_quantums
     withdrawal_id = state.next_withdrawal_id
     state.next_withdrawal_id += 1
@@ -158,7 +158,7 @@ def forced_withdrawal(state: State, tx: ForcedWithdrawal, events: list[object]) 
         raise TxRejected(ErrorCode.FORCED_WITHDRAWAL_OUT_OF_ORDER,
                          f"expected {state.next_forced_id}, got {tx.request_id}")
     state.next_forced_id += 1
-    sub = state.subaccounts.get((tx.owner, tx.subaccount))
+    sub = state.subaccount(tx.owner, tx.subaccount)
     amount = 0
     withdrawal_id = 0
     if sub is not None and sub is not state.insurance and (
@@ -185,8 +185,8 @@ def transfer(state: State, tx: Transfer, events: list[object]) -> None:
     destination = _open_subaccount(state, tx.to_owner, tx.to_subaccount)
     sub.cross.collateral_quantums -= tx.amount_quantums
     destination.cross.collateral_quantums += tx.amount_quantums
-    state.touched_subaccounts.add(sub.key)
-    state.touched_subaccounts.add(destination.key)
+    state.touched_subaccounts.add(sub)
+    state.touched_subaccounts.add(destination)
     events.append(TransferDone(tx.owner, tx.subaccount, tx.to_owner, tx.to_subaccount,
                                tx.amount_quantums))
 
@@ -205,11 +205,11 @@ def set_margin_mode(state: State, tx: SetMarginMode, events: list[object]) -> No
         if 1 + len(sub.isolated) >= GROUPS_PER_SUBACCOUNT_MAX:
             raise TxRejected(ErrorCode.ISOLATED_GROUPS_LIMIT, f"{GROUPS_PER_SUBACCOUNT_MAX - 1}")
         sub.isolated[tx.market_id] = MarginGroup(sub, tx.market_id)
-        state.touched_subaccounts.add(sub.key)
+        state.touched_subaccounts.add(sub)
         return
     isolated = sub.isolated.pop(tx.market_id)
     sub.cross.collateral_quantums += isolated.collateral_quantums
-    state.touched_subaccounts.add(sub.key)
+    state.touched_subaccounts.add(sub)
 
 
 def move_isolated_margin(state: State, tx: MoveIsolatedMargin, events: list[object]) -> None:
@@ -225,7 +225,7 @@ def move_isolated_margin(state: State, tx: MoveIsolatedMargin, events: list[obje
     _check_can_release(state, source, abs(amount))
     source.collateral_quantums -= abs(amount)
     destination.collateral_quantums += abs(amount)
-    state.touched_subaccounts.add(sub.key)
+    state.touched_subaccounts.add(sub)
 
 
 def set_portfolio_margin(state: State, tx: SetPortfolioMargin, events: list[object]) -> None:

@@ -75,7 +75,7 @@ def _pay(state: State, market: MarketState, rate_ppm: int, events: list[object])
     lot = market.config.lot_size_nanounits
     touched = state.touched_subaccounts
     for position in market.holders.values():
-        touched.add(position.group.subaccount.key)
+        touched.add(position.group.subaccount)
         value = position_value_quantums(position.size_lots, price, lot)
         owed = value * rate_ppm  # > 0: this position pays
         if owed > 0:

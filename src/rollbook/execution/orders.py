@@ -66,7 +66,8 @@ PRICE_TICKS_MAX: Final = 2**48
 
 
 def require_subaccount(state: State, owner: bytes, number: int) -> Subaccount:
-    sub = state.subaccounts.get((owner, number))
+    numbers = state.owners.get(owner)  # ``State.subaccount``, inlined: the hot path's lookup
+    sub = None if numbers is None else numbers.get(number)
     if sub is None or owner == state.insurance.owner:
         raise TxRejected(ErrorCode.ACCOUNT_NOT_FOUND)
     return sub

@@ -13,6 +13,8 @@ overstates what the withdrawal rule lets leave (venue-favourable for longs and s
 
 from __future__ import annotations
 
+from typing import Any
+
 from rollbook.execution.state import (
     MarginGroup,
     MarketState,
@@ -63,7 +65,7 @@ def settle_trade_side(state: State, market: MarketState, position: Position,
     """Apply one side of a trade: ``size_lots_signed`` > 0 buys, paying ``quote``."""
     assert size_lots_signed != 0
     group = position.group
-    state.touched_subaccounts.add(group.subaccount.key)
+    state.touched_subaccounts.add(group.subaccount)
     state.touched_markets.add(position.market_id)
     group.collateral_quantums -= quote_quantums_signed + fee_quantums
     old = position.size_lots
@@ -95,16 +97,18 @@ def settle_trade_side(state: State, market: MarketState, position: Position,
 def rest_order(state: State, market: MarketState, subaccount: Subaccount, position: Position,
                order: Order) -> None:
     market.book.add(order)
-    state.touched_orders.add(order.order_id)
-    state.touched_subaccounts.add(subaccount.key)
+    state.touched_orders.add(order)
+    state.touched_subaccounts.add(subaccount)
     if order.is_buy:
         position.open_bid_lots += order.size_lots
     else:
         position.open_ask_lots += order.size_lots
-    subaccount.orders[order.order_id] = order
+    # one int object for both dicts' keys (the compiled build boxes an int at each use)
+    order_key: Any = order.order_id
+    subaccount.orders[order_key] = order
     if order.client_order_id:
         subaccount.client_orders[order.client_order_id] = order
-    state.orders[order.order_id] = order
+    state.orders[order_key] = order
 
 
 def remove_resting_order(state: State, market: MarketState, order: Order,
@@ -114,18 +118,19 @@ def remove_resting_order(state: State, market: MarketState, order: Order,
     ``release=False`` keeps an emptied position record alive for a settlement that follows.
     """
     market.book.remove(order)
-    state.touched_orders.add(order.order_id)
-    state.touched_subaccounts.add(order.subaccount.key)
+    subaccount = order.subaccount
+    state.touched_orders.add(order)
+    state.touched_subaccounts.add(subaccount)
     position = order.position
     if order.is_buy:
         position.open_bid_lots -= order.size_lots
     else:
         position.open_ask_lots -= order.size_lots
-    subaccount = order.subaccount
-    del subaccount.orders[order.order_id]
+    order_key: Any = order.order_id  # boxed once for both dicts (see rest_order)
+    del subaccount.orders[order_key]
     if order.client_order_id:
         del subaccount.client_orders[order.client_order_id]
-    del state.orders[order.order_id]
+    del state.orders[order_key]
     if release:
         release_position_if_empty(position)
 
@@ -142,8 +147,8 @@ def shrink_resting_order(state: State, market: MarketState, order: Order,
                          size_lots: int) -> None:
     """Take ``size_lots`` off a resting order in place (it keeps its priority)."""
     market.book.reduce(order, size_lots)
-    state.touched_orders.add(order.order_id)
-    state.touched_subaccounts.add(order.subaccount.key)
+    state.touched_orders.add(order)
+    state.touched_subaccounts.add(order.subaccount)
     if order.is_buy:
         order.position.open_bid_lots -= size_lots
     else:

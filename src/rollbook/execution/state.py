@@ -32,7 +32,8 @@ Invariants (checked by ``rollbook.execution.invariants``):
 - a group with a position meets maintenance margin or is in the liquidation queue.
 
 Determinism: dicts are iterated only where their insertion order is itself replayed state, or
-after sorting; nothing here depends on hashing order.
+after sorting; nothing here depends on hashing order. (The ``touched_*`` sets are iterated by the
+commitment, whose result does not depend on their order.)
 """
 
 from __future__ import annotations
@@ -454,17 +455,24 @@ class State:
     """The whole venue state.
 
     ``touched_*`` are not state: they name the records a transaction may have changed since the
-    last commitment (subaccounts, orders by id, markets by id), so that the commitment re-encodes
-    only those. Marking is over-approximate (marking an unchanged record costs a rehash, never a
-    wrong root); missing a mark would be a wrong root, which the commitment's full consistency
-    check (used by the tests after every batch) catches.
+    last commitment (subaccounts and orders as the records themselves, markets by id), so that the
+    commitment re-encodes only those. Marking is over-approximate (marking an unchanged record
+    costs a rehash, never a wrong root); missing a mark would be a wrong root, which the
+    commitment's full consistency check (used by the tests after every batch) catches. A record
+    marks itself, not its key: a record hashes by identity, so a mark on the hot path builds no
+    key (an order id or an ``(owner, number)`` tuple) to hash and compare. An order marked and then
+    removed stays in the set until the commit, which sees that its id left ``orders``.
+
+    ``owners`` indexes ``subaccounts`` by owner, then number (kept by ``add_subaccount``): a
+    transaction names its subaccount by the two, and two lookups on the fields cost less than
+    building, hashing and comparing an ``(owner, number)`` tuple.
     """
 
     __slots__ = ("batch_index", "config", "deposits_quantums_total", "expiries",
                  "fee_pool_quantums", "index_prices", "insurance", "known_indices",
                  "liquidation_queue", "markets", "next_deposit_id", "next_forced_id",
                  "next_liquidation_seq", "next_order_id", "next_withdrawal_id",
-                 "oracle_timestamp_ms", "orders", "pending_withdrawals", "quotes", "risk",
+                 "oracle_timestamp_ms", "orders", "owners", "pending_withdrawals", "quotes", "risk",
                  "smiles", "subaccounts", "timestamp_ms", "touched_expiries", "touched_markets",
                  "touched_orders", "touched_quotes", "touched_risk_modes", "touched_subaccounts",
                  "withdrawals_quantums_total")
@@ -491,8 +499,9 @@ class State:
         self.index_prices: dict[int, int] = {}
         self.oracle_timestamp_ms = 0
         self.subaccounts: dict[SubaccountKey, Subaccount] = {}
+        self.owners: dict[bytes, dict[int, Subaccount]] = {}
         self.insurance = Subaccount(INSURANCE_OWNER, INSURANCE_SUBACCOUNT)
-        self.subaccounts[self.insurance.key] = self.insurance
+        self.add_subaccount(self.insurance)
         self.orders: dict[int, Order] = {}
         self.fee_pool_quantums = 0
         self.deposits_quantums_total = 0
@@ -505,12 +514,27 @@ class State:
         # FIFO of groups below maintenance -> their sequence number (the committed order)
         self.liquidation_queue: dict[GroupKey, int] = {}
         self.next_liquidation_seq = 1
-        self.touched_subaccounts: set[SubaccountKey] = {self.insurance.key}
-        self.touched_orders: set[int] = set()
+        self.touched_subaccounts: set[Subaccount] = {self.insurance}
+        self.touched_orders: set[Order] = set()
         self.touched_markets: set[int] = set(self.markets)
         self.touched_expiries: set[ExpiryKey] = set(self.expiries)  # expiry and smile leaves
         self.touched_quotes: set[QuoteKey] = set()
         self.touched_risk_modes: set[SubaccountKey] = set()
+
+    def add_subaccount(self, sub: Subaccount) -> None:
+        """Insert a new subaccount (in ``subaccounts`` and ``owners``)."""
+        assert sub.key not in self.subaccounts
+        self.subaccounts[sub.key] = sub
+        numbers = self.owners.get(sub.owner)
+        if numbers is None:
+            numbers = {}
+            self.owners[sub.owner] = numbers
+        numbers[sub.number] = sub
+
+    def subaccount(self, owner: bytes, number: int) -> Subaccount | None:
+        """``subaccounts.get((owner, number))``, through ``owners`` (no key tuple)."""
+        numbers = self.owners.get(owner)
+        return None if numbers is None else numbers.get(number)
 
     def group_by_key(self, key: GroupKey) -> MarginGroup | None:
         sub = self.subaccounts.get((key[0], key[1]))

@@ -183,7 +183,7 @@ def mass_quote(state: State, tx: MassQuote, events: list[object]) -> None:
     if ladder.is_empty():
         del state.quotes[key]
     state.touched_quotes.add(key)
-    state.touched_subaccounts.add(sub.key)
+    state.touched_subaccounts.add(sub)
 
 
 def _records_after(sub: Subaccount, old: list[Order], quoted: dict[int, MarketState]) -> int:
