@@ -39,8 +39,24 @@ NOT_A_POINT_SEARCH_MAX = 64  # about half of all x have no curve point: one is f
 @pytest.fixture
 def workers() -> Iterator[RecoveryProcesses]:
     processes = RecoveryProcesses(2)
+    assert processes.wait_ready() == 2  # so that the tests below exercise the workers
     yield processes
     processes.close()
+
+
+def test_requests_before_the_workers_are_ready_are_recovered_here() -> None:
+    """Whether or not a worker has started yet (about 0.3 s after the pool), the answers are
+    the same: until one is ready the caller recovers in its own process."""
+    processes = RecoveryProcesses(1)
+    try:
+        signed = _with_refusals(_signed(9))
+        early = processes.start(DOMAIN, signed)
+        assert early.result() == recover_signers(DOMAIN, signed)
+        assert processes.wait_ready() == 1
+        late = processes.start(DOMAIN, signed)
+        assert late.result() == recover_signers(DOMAIN, signed)
+    finally:
+        processes.close()
 
 
 def _signed(count: int, first_nonce: int = 0) -> list[SignedTransaction]:

@@ -18,6 +18,7 @@ Division of the work (``recover_signer`` is the reference; the results are exact
 Wire format (a worker's stdin and stdout; both ends are this module)::
 
     frame   = length (u32, big-endian) | payload
+    hello   = an empty frame, the worker's first
     request = n x (compact signature (65) | digest (32))
     reply   = n x (status (u8) | address (20)) | refusals
     refusal = code (u16) | length (u16) | detail (utf-8)
@@ -34,6 +35,11 @@ Invariants:
   unread (``OUTSTANDING_REQUESTS_MAX``), which keeps both pipes from filling: a worker blocks
   writing a reply only after more than a pipe's buffer of replies is unread.
 
+Start: a worker says hello (an empty frame) once it has started and imported what it needs,
+about 0.3 s; until then requests skip it, and while no worker is ready they are recovered in
+the caller's process, so a caller never waits for a worker to start (``wait_ready`` waits for
+all of them, for a benchmark).
+
 Limits: ``RECOVERY_PROCESSES_MAX`` workers. Workers start with the caller's interpreter and
 environment (``python -m rollbook.sequencer.recovery_worker``, which runs ``serve``), so they
 import the same build (compiled or pure: this module is compiled with the sequencer's hot
@@ -43,6 +49,7 @@ path, see setup.py). They exit when their stdin closes (``close``, or the caller
 from __future__ import annotations
 
 import contextlib
+import select
 import struct
 import subprocess
 import sys
@@ -150,7 +157,10 @@ def _read_frame(source: IO[bytes], payload_bytes_max: int) -> bytes | None:
 
 
 def serve(source: IO[bytes], sink: IO[bytes]) -> None:
-    """Answer requests from ``source`` on ``sink`` until ``source`` ends (the worker's loop)."""
+    """Say hello (an empty frame: started, imports done), then answer requests from
+    ``source`` on ``sink`` until ``source`` ends (the worker's loop)."""
+    sink.write(_FRAME.pack(0))
+    sink.flush()
     while (payload := _read_frame(source, REQUEST_BYTES_MAX)) is not None:
         reply = answer_request(payload)
         sink.write(_FRAME.pack(len(reply)) + reply)
@@ -178,6 +188,24 @@ class _Worker:
         self.unclaimed: dict[int, bytes] = {}  # read, not yet taken by their PendingRecovery
         self.abandoned: set[int] = set()  # sent, never to be taken: dropped once read
         self.gone = False
+        self.ready = False  # its hello has been read; nothing is sent to it before
+
+    def poll_ready(self, wait: bool) -> bool:
+        """Whether the worker has said hello, reading the hello if it is there (``wait``:
+        until it is, or the worker is gone)."""
+        if self.ready or self.gone:
+            return self.ready
+        if not wait and not select.select([self.replies], [], [], 0)[0]:
+            return False
+        try:  # nothing was sent yet, so the first frame is the hello (the buffer is empty)
+            hello = _read_frame(self.replies, 0)
+        except (OSError, EOFError, ValueError):
+            hello = None
+        if hello is None:
+            self.gone = True
+            return False
+        self.ready = True
+        return True
 
     def outstanding(self) -> int:
         return self.sent - self.read + len(self.unclaimed)
@@ -300,6 +328,11 @@ class RecoveryProcesses:
     def processes(self) -> int:
         return len(self._workers)
 
+    @property
+    def pids(self) -> tuple[int, ...]:
+        """The workers' process ids (for monitoring: their CPU is the recovery's)."""
+        return tuple(worker.process.pid for worker in self._workers)
+
     def start(self, domain: Eip712Domain, signed: Sequence[SignedTransaction],
               ) -> PendingRecovery:
         """Start recovering ``signed`` (at most ``REQUEST_SIGNATURES_MAX``) on the next worker;
@@ -327,20 +360,11 @@ class RecoveryProcesses:
             return PendingRecovery(domain, chunk, refused, None, 0)
         return PendingRecovery(domain, chunk, refused, worker, sequence)
 
-    def wait_ready(self) -> None:
-        """Return once every worker has answered an empty request (it has started and
-        imported what it needs); a worker that cannot start is marked gone."""
-        pending = []
-        for worker in self._workers:
-            try:
-                pending.append((worker, worker.send(b"")))
-            except _WorkerGone:
-                continue
-        for worker, sequence in pending:
-            try:
-                read_reply(worker.take(sequence), 0)
-            except _WorkerGone:
-                continue
+    def wait_ready(self) -> int:
+        """Wait until every worker has said hello (started, imports done) or is gone; the
+        workers ready. Optional: until a worker is ready, requests skip it, and with none
+        ready they are recovered in the caller's process (``PendingRecovery.result``)."""
+        return sum(worker.poll_ready(wait=True) for worker in self._workers)
 
     def close(self, timeout_s: float = 5.0) -> None:
         """Stop every worker (idempotent); pending results not yet taken are recovered
@@ -352,10 +376,11 @@ class RecoveryProcesses:
             worker.stop(timeout_s)
 
     def _next_worker(self) -> _Worker | None:
-        """The next live worker with room, in turn; None when none is left."""
+        """The next ready, live worker with room, in turn; None when there is none."""
         for _ in range(len(self._workers)):
             worker = self._workers[self._turn]
             self._turn = (self._turn + 1) % len(self._workers)
-            if not worker.gone and worker.outstanding() < OUTSTANDING_REQUESTS_MAX:
+            if worker.poll_ready(wait=False) and \
+                    worker.outstanding() < OUTSTANDING_REQUESTS_MAX:
                 return worker
         return None
