@@ -151,7 +151,8 @@ def _bench_node(args: argparse.Namespace) -> int:
         args.rate = [1_000, 5_000]
     result = run_node_bench(args.duration, tuple(args.rate), args.fixed_duration, args.batch_size,
                             args.window, args.connections, args.actions, args.chain,
-                            _progress(not args.quiet))
+                            _progress(not args.quiet),
+                            recovery_processes=args.recovery_processes)
     if args.json:
         print(json.dumps(result))
         return 0
@@ -385,6 +386,9 @@ def build_parser() -> argparse.ArgumentParser:
                             help="actions pre-signed for the throughput phase")
     bench_node.add_argument("--chain", choices=("embedded", "none"), default="embedded",
                             help="none: no settlement layer (isolates the publisher's cost)")
+    bench_node.add_argument("--recovery-processes", type=int, default=None,
+                            help="signature-recovery worker processes (0: recovery threads in "
+                                 "the node's process; default: the node's default)")
     _output_flags(bench_node)
     bench_node.set_defaults(handler=_bench_node)
     risk = benches.add_parser("risk", help="option pricing, portfolio margin, venue revaluation")

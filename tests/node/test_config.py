@@ -18,6 +18,7 @@ snapshots_kept = 3
 snapshot_fork = false
 wal_segment_bytes = 1048576
 recovery_threads = 4
+recovery_processes = 0
 inflight_max = 5000
 
 [batch]
@@ -97,6 +98,7 @@ def test_full_file(tmp_path: Path) -> None:
     assert config.storage.data_dir == tmp_path / "venue"  # relative to the file
     assert config.storage.snapshot_interval_batches == 10
     assert not config.storage.snapshot_fork
+    assert (config.storage.recovery_processes, config.storage.recovery_threads) == (0, 4)
     assert config.batch.interval_ms == 100 and config.batch.bytes_max == 65_536
     assert config.chain.kind == "rpc" and config.chain.confirmations == 2
     assert config.chain.operator_key == bytes.fromhex("11" * 32)
@@ -115,6 +117,8 @@ def test_full_file(tmp_path: Path) -> None:
     ("[batch]\ninterval_ms = '200'", "batch.interval_ms: must be an integer"),
     ("[batch]\ninterval_ms = 2.5", "batch.interval_ms: must be an integer"),
     ("[batch]\ntxs_max = true", "batch.txs_max: must be an integer"),
+    ("[node]\nrecovery_processes = 17",
+     r"node.recovery_processes: must be an integer in \[0, 16\]"),
     ("[batch]\ninterval_ms = 0", r"batch.interval_ms: must be an integer in \[1, 60000\]"),
     ("[batch]\nbytes_max = 100", "batch.bytes_max"),
     ("[chain]\nurl = 'ftp://x'", "chain.url"),

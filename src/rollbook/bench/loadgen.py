@@ -18,8 +18,11 @@ Method:
 
 Each phase also reports the CPU seconds this process and the node (``node_pid``, read from
 Linux's ``/proc``; absent elsewhere) spent in it, the node's per thread (``node_threads``,
-kernel thread id -> name, given by the bench), and the embedded chain's process
-(``chain_pid``: py-evm executing the published batches, the node's child).
+kernel thread id -> name, given by the bench), the embedded chain's process
+(``chain_pid``: py-evm executing the published batches, the node's child) and the node's
+signature-recovery worker processes (``recovery_pids``: ``recovery_cpu_s``, and
+``node_and_recovery_cpu_us_per_action``, the node's cost per action with the curve work that
+left its process).
 
 Workload (per trader, alternating sides): limit GTC orders of 1-10 lots at the mid ± up to
 ``spread_ticks`` (about half of them cross and fill), and every ``cancel_every``-th action a
@@ -78,6 +81,7 @@ class LoadPlan:
     node_pid: int = 0  # the node's process, whose CPU time each phase reports (0: not reported)
     node_threads: dict[str, str] | None = None  # its threads: kernel thread id -> name
     chain_pid: int = 0  # the embedded chain's process (the node's child; 0: none)
+    recovery_pids: tuple[int, ...] = ()  # the node's signature-recovery worker processes
 
 
 def percentile(sorted_values: Sequence[float], fraction: float) -> float:
@@ -162,6 +166,19 @@ class _CpuMeter:
         self.per_thread = self._threads_now()
         self.chain_pid = plan.chain_pid
         self.chain = _cpu_s(f"/proc/{self.chain_pid}/stat") if self.chain_pid > 0 else None
+        self.recovery_pids = tuple(plan.recovery_pids)
+        self.recovery = self._recovery_now()
+
+    def _recovery_now(self) -> float | None:
+        if not self.recovery_pids:
+            return None
+        total = 0.0
+        for pid in self.recovery_pids:
+            seconds = _cpu_s(f"/proc/{pid}/stat")
+            if seconds is None:
+                return None
+            total += seconds
+        return total
 
     def _threads_now(self) -> dict[str, float]:
         totals: dict[str, float] = {}
@@ -184,6 +201,13 @@ class _CpuMeter:
         acked = result.get("actions_acked", 0)
         result["node_cpu_us_per_action"] = (
             round((node_now - self.node) / acked * 1e6, 1) if acked else None)
+        recovery_now = self._recovery_now()
+        if self.recovery is not None and recovery_now is not None:
+            # the recovery workers' CPU, and the node's with it (the curve work left the node)
+            spent = recovery_now - self.recovery
+            result["recovery_cpu_s"] = round(spent, 3)
+            result["node_and_recovery_cpu_us_per_action"] = (
+                round((node_now - self.node + spent) / acked * 1e6, 1) if acked else None)
         before = self.per_thread
         result["node_cpu_s_by_thread"] = {
             name: round(seconds - before.get(name, 0.0), 3)

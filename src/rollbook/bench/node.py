@@ -75,9 +75,12 @@ CREDIT_TIMEOUT_S = 60.0
 LOADGEN_TIMEOUT_S = 600.0
 
 
-def _config(data_dir: Path, chain: str) -> NodeConfig:
+def _config(data_dir: Path, chain: str, recovery_processes: int | None) -> NodeConfig:
     base = NodeConfig.local(data_dir)
+    storage = base.storage if recovery_processes is None else dataclasses.replace(
+        base.storage, recovery_processes=recovery_processes)
     return base.replace(
+        storage=storage,
         venue_limits=(("open_orders_per_subaccount_max", OPEN_ORDERS_MAX),
                       ("batch_cost_max", max(BATCH_COST_MAX, base.venue_config(
                           base.chain.chain_id).batch_cost_max))),
@@ -91,10 +94,11 @@ def _config(data_dir: Path, chain: str) -> NodeConfig:
 
 async def _bench(duration_s: float, rates_per_s: tuple[int, ...], fixed_duration_s: float,
                  batch_size: int, window: int, connections: int, actions_total: int,
-                 chain: str, say: Callable[[str], None]) -> dict[str, Any]:
+                 chain: str, recovery_processes: int | None, say: Callable[[str], None],
+                 ) -> dict[str, Any]:
     loop = asyncio.get_running_loop()
     data_dir = Path(tempfile.mkdtemp(prefix="rollbook-bench-node-"))
-    node = Node(_config(data_dir, chain))
+    node = Node(_config(data_dir, chain, recovery_processes))
     await loop.run_in_executor(None, node.start)
     gateway = Gateway(node, GatewayConfig(port=0, rate_limit=None))
     try:
@@ -134,6 +138,7 @@ async def _bench(duration_s: float, rates_per_s: tuple[int, ...], fixed_duration
             "signing_processes": max(1, min(2, os.cpu_count() or 1)),
             "node_pid": os.getpid(),
             "chain_pid": (node.link.chain.child_pid or 0) if node.link is not None else 0,
+            "recovery_pids": list(node.recovery_worker_pids),
             # this process's threads by kernel id: the load generator reports each one's CPU
             "node_threads": {str(t.native_id): t.name for t in threading.enumerate()
                              if t.native_id is not None},
@@ -175,6 +180,9 @@ async def _bench(duration_s: float, rates_per_s: tuple[int, ...], fixed_duration
         "batches_closed": status.batch_index - status_before.batch_index,
         "batches_submitted_on_chain": status.submitted_batch,
         "chain": chain,
+        "recovery_processes": node.config.storage.recovery_processes,
+        "recovery_threads": (0 if node.config.storage.recovery_processes
+                             else node.config.storage.recovery_threads),
         "wal_bytes": wal_bytes,
         "final_root": "0x" + status.root.hex(),
         "python": sys.version.split()[0],
@@ -185,9 +193,12 @@ async def _bench(duration_s: float, rates_per_s: tuple[int, ...], fixed_duration
 def run_node_bench(duration_s: float = 10.0, rates_per_s: tuple[int, ...] = (1_000, 5_000),
                    fixed_duration_s: float = 5.0, batch_size: int = 64, window: int = 8,
                    connections: int = 2, actions_total: int = 100_000, chain: str = "embedded",
-                   say: Callable[[str], None] | None = None) -> dict[str, Any]:
+                   say: Callable[[str], None] | None = None, *,
+                   recovery_processes: int | None = None) -> dict[str, Any]:
+    """``recovery_processes``: the node's signature-recovery worker processes (0: recovery
+    threads in the node's process); None: the node's default."""
     return asyncio.run(_bench(duration_s, tuple(rates_per_s), fixed_duration_s, batch_size,
-                              window, connections, actions_total, chain,
+                              window, connections, actions_total, chain, recovery_processes,
                               say or (lambda line: None)))
 
 

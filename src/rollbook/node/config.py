@@ -10,7 +10,10 @@ default BTC perpetual, an operator-run oracle key, a fresh temporary data direct
     snapshot_fork = true              # pickle in a forked child (the sequencer pauses for the
                                       # fork only); false: pickle on the sequencer thread
     wal_segment_bytes = 67108864
-    recovery_threads = 2              # signature recovery pool
+    recovery_processes = 2            # signature recovery worker processes (0..16); 0: on
+                                      # recovery_threads threads in this process instead
+    recovery_threads = 2              # recovery threads (with recovery_processes = 0) and the
+                                      # WAL replay's recovery pool at start
     inflight_max = 100000             # submissions accepted but not yet answered
 
     [batch]
@@ -94,6 +97,7 @@ from rollbook.execution.crypto import SECP256K1_N, address_of_public_key, keccak
 from rollbook.execution.state import genesis_state
 from rollbook.execution.stf import cost_bound_units
 from rollbook.execution.txs import CancelAll, MassQuote, ModifyOrder, PlaceOrder, Side
+from rollbook.sequencer.recovery_processes import RECOVERY_PROCESSES_MAX
 
 __all__ = [
     "BATCH_BYTES_MAX_LIMIT",
@@ -180,6 +184,7 @@ class StorageSettings:
     snapshots_kept: int = 2
     snapshot_fork: bool = True
     wal_segment_bytes: int = 64 << 20
+    recovery_processes: int = 2  # 0: recover on recovery_threads threads
     recovery_threads: int = 2
     inflight_max: int = 100_000
 
@@ -420,6 +425,7 @@ def _storage(reader: _Reader) -> StorageSettings:
         snapshot_fork=reader.boolean("snapshot_fork", True),
         wal_segment_bytes=reader.integer("wal_segment_bytes", 64 << 20, WAL_SEGMENT_BYTES_MIN,
                                          WAL_SEGMENT_BYTES_MAX),
+        recovery_processes=reader.integer("recovery_processes", 2, 0, RECOVERY_PROCESSES_MAX),
         recovery_threads=reader.integer("recovery_threads", 2, 1, RECOVERY_THREADS_MAX),
         inflight_max=reader.integer("inflight_max", 100_000, 1, INFLIGHT_MAX_LIMIT),
     )

@@ -2,10 +2,17 @@
 
 Threads and what each owns:
 
-- callers (the gateway's event loop, or any thread) submit; signer recovery runs on
-  ``recovery_threads`` long-lived **recovery workers** fed by a plain queue (coincurve releases
-  the GIL), which also encode the entry, so the sequencer only admits and executes (WAL replay
-  at start recovers on a ``ThreadPoolExecutor`` instead);
+- callers (the gateway's event loop, or any thread) submit chunks to a plain queue; signer
+  recovery and the entry's encoding happen before the sequencer, which only admits and
+  executes. With ``recovery_processes`` > 0 (the default) one **dispatcher** thread takes every
+  chunk queued (up to ``ROUND_SIGNATURES_MAX`` actions), encodes them and computes their
+  digests, and has ``RecoveryProcesses`` worker processes do the curve work, one request per
+  worker per round (``rollbook.node.recovery``); the workers run on their own interpreters, so
+  recovery never waits for this process's GIL. With ``recovery_processes = 0``,
+  ``recovery_threads`` long-lived **recovery threads** do it all (coincurve releases the GIL,
+  but each order takes it back). Either way the chunks reach the sequencer in the order the
+  recovery finished (nonce windows allow overtaking). WAL replay at start recovers on a
+  ``ThreadPoolExecutor`` of ``recovery_threads``;
 - the **sequencer** thread is the single writer of venue state (``Engine``): in arrival order it
   admits and executes entries in the open batch, emits heartbeats (oracle price from the feed,
   ``FundingTick``, ``ProcessLiquidations``) and L1 inputs, cuts batches (on the cadence, on the
@@ -100,6 +107,7 @@ from rollbook.node.feeds import (
     parse_topic,
     position_view,
 )
+from rollbook.node.recovery import ROUND_SIGNATURES_MAX, prepare, prepare_round
 from rollbook.node.snapshot import (
     NodeSnapshot,
     SnapshotError,
@@ -136,16 +144,15 @@ from rollbook.sequencer.batch_data import (
     Entry,
     SignedEntry,
     encode_entry,
-    signed_entry,
     system_entry,
 )
 from rollbook.sequencer.eip712 import Eip712Domain
 from rollbook.sequencer.errors import AdmissionError
+from rollbook.sequencer.recovery_processes import RecoveryProcesses
 from rollbook.sequencer.signatures import (
     RECOVERY_CHUNK_MAX,
     SignedTransaction,
     VerifiedTransaction,
-    recover_signer,
 )
 from rollbook.sequencer.wal import WalCorruptError, WalError, WriteAheadLog
 
@@ -316,12 +323,14 @@ class Node:
         self._engine: Engine | None = None
         self._wal: WriteAheadLog | None = None
         self._pool: ThreadPoolExecutor | None = None  # recovery during WAL replay
-        # live submissions: (chunk, waiter) for the recovery workers; None stops one worker
+        # live submissions: (chunk, waiter) for the recovery threads or the dispatcher; None
+        # stops one of them
         self._jobs: queue.SimpleQueue[tuple[Sequence[SignedTransaction], Waiter] | None] = (
             queue.SimpleQueue())
         self._jobs_lock = threading.Lock()  # orders "closed" against every put of a job
         self._jobs_closed = False
-        self._recoverers: list[threading.Thread] = []
+        self._recoverers: list[threading.Thread] = []  # the recovery threads, or the dispatcher
+        self._recovery: RecoveryProcesses | None = None  # the dispatcher's worker processes
         self._inbound: queue.SimpleQueue[tuple[Any, ...]] = queue.SimpleQueue()
         self._hub = FeedHub()
         self._market: MarketData | None = None
@@ -369,6 +378,12 @@ class Node:
     @property
     def running(self) -> bool:
         return self._running
+
+    @property
+    def recovery_worker_pids(self) -> tuple[int, ...]:
+        """The signature-recovery worker processes' ids (empty on recovery threads)."""
+        recovery = self._recovery
+        return () if recovery is None else recovery.pids
 
     @property
     def chain_link(self) -> Any:
@@ -636,6 +651,14 @@ class Node:
             thread = threading.Thread(target=self._guard(target), name=name, daemon=True)
             self._threads.append(thread)
             thread.start()
+        processes = self.config.storage.recovery_processes
+        if processes:
+            self._recovery = RecoveryProcesses(processes)
+            thread = threading.Thread(target=self._guard(self._run_dispatcher),
+                                      name="rollbook-recover-dispatch", daemon=True)
+            self._recoverers.append(thread)
+            thread.start()
+            return
         for number in range(self.config.storage.recovery_threads):
             thread = threading.Thread(target=self._guard(self._run_recoverer),
                                       name=f"rollbook-recover-{number}", daemon=True)
@@ -696,6 +719,7 @@ class Node:
     def _teardown(self) -> None:
         gc.unfreeze()  # what the sequencer froze is ordinary garbage-collected memory again
         self._close_jobs()
+        self._close_recovery()
         self._hub.close_all()
         if self._pool is not None:
             self._pool.shutdown(wait=True, cancel_futures=True)
@@ -744,19 +768,11 @@ class Node:
             self._inflight -= count
 
     def _prepare(self, signed: Sequence[SignedTransaction]) -> list[tuple[Any, ...]]:
-        """On the pool: recover the signer and encode; (entry, data, tx_id, verified|error)."""
+        """On a recovery thread: recover the signer and encode; (entry, data, tx_id,
+        verified|error)."""
         domain = self.domain
         assert domain is not None
-        prepared: list[tuple[Any, ...]] = []
-        for item in signed:
-            try:
-                entry = signed_entry(item)
-                verified: VerifiedTransaction | AdmissionError = recover_signer(domain, item)
-            except AdmissionError as error:
-                prepared.append((None, b"", b"", error))
-                continue
-            prepared.append((entry, encode_entry(entry), keccak256(entry.body), verified))
-        return prepared
+        return prepare(domain, signed)
 
     def _submit_chunk(self, chunk: Sequence[SignedTransaction], waiter: Waiter) -> None:
         # a plain queue and long-lived workers rather than an executor: ``submit`` builds a
@@ -769,7 +785,7 @@ class Node:
             self._jobs.put((chunk, waiter))
 
     def _run_recoverer(self) -> None:
-        """A recovery worker: prepare each job, hand it to the sequencer, in the order taken
+        """A recovery thread: prepare each job, hand it to the sequencer, in the order taken
         (two workers may overtake each other, as a pool's tasks may: nonce windows allow it)."""
         jobs = self._jobs
         inbound = self._inbound
@@ -788,9 +804,63 @@ class Node:
                 continue
             inbound.put((_K_ENTRIES, prepared, waiter))
 
+    def _run_dispatcher(self) -> None:
+        """The recovery dispatcher: each round takes every job queued (up to
+        ``ROUND_SIGNATURES_MAX`` actions), has the worker processes recover them
+        (``prepare_round``) and hands them to the sequencer in the order taken."""
+        jobs = self._jobs
+        inbound = self._inbound
+        recovery = self._recovery
+        domain = self.domain
+        assert recovery is not None and domain is not None
+        held: tuple[Sequence[SignedTransaction], Waiter] | None = None  # the next round's first
+        stopping = False
+        while not stopping or held is not None:
+            job = held if held is not None else jobs.get()
+            held = None
+            if job is None:
+                return
+            taken = [job]
+            count = len(job[0])
+            while not stopping:
+                try:
+                    job = jobs.get_nowait()
+                except queue.Empty:
+                    break
+                if job is None:
+                    stopping = True  # finish what was queued before the stop, then exit
+                elif count + len(job[0]) > ROUND_SIGNATURES_MAX:
+                    held = job
+                    break
+                else:
+                    taken.append(job)
+                    count += len(job[0])
+            try:
+                rounds = prepare_round(recovery, domain, [chunk for chunk, _ in taken])
+            except BaseException as error:  # pragma: no cover - a bug in preparation
+                per_loop: dict[Any, Any] = {}
+                for chunk, waiter in taken:
+                    self._release_inflight(len(chunk))
+                    _resolve(waiter, error, per_loop)
+                _flush_async(per_loop)
+                continue
+            for (_, waiter), prepared in zip(taken, rounds, strict=True):
+                inbound.put((_K_ENTRIES, prepared, waiter))
+
+    def _close_recovery(self) -> None:
+        """Stop the recovery worker processes once no dispatcher can use them (idempotent);
+        they also exit by themselves when this process dies (their stdin closes)."""
+        recovery, self._recovery = self._recovery, None
+        if recovery is None:
+            return
+        if any(thread.is_alive() for thread in self._recoverers):  # pragma: no cover
+            log.warning("the recovery dispatcher did not stop; closing its workers anyway")
+        recovery.close()
+
     def _close_jobs(self) -> None:
-        """Take no more submissions, let the workers finish what they hold (their entries
-        reach the sequencer), and refuse whatever no worker will take (idempotent)."""
+        """Take no more submissions, let the recovery threads (or the dispatcher) finish what
+        they hold (their entries reach the sequencer), and refuse whatever none of them will
+        take (idempotent)."""
         with self._jobs_lock:
             if self._jobs_closed:
                 return
@@ -1140,8 +1210,7 @@ class Node:
         # stopping: answer what is still queued as unavailable, close the batch, snapshot
         self._drain_refusing()
         if engine.execution is not None:
-            self._flush()
-            self._close_batch(force_snapshot=True)
+            self._close_live(force_snapshot=True)
         elif self._batches_since_snapshot:
             self._take_snapshot(wait=True)
         self._flush()
@@ -1227,8 +1296,7 @@ class Node:
         elif engine.open_entries and not engine.room_for(entry, len(data), batch.txs_max,
                                                          batch.bytes_max):
             # (an empty batch takes any single entry: the limits' minimums fit the largest)
-            self._flush()  # what was sequenced before need not wait for the root (_close_live)
-            self._close_batch()
+            self._close_live()  # what was sequenced before need not wait for the root
             self._open_batch()
         receipt, sequence = engine.execute(entry, data, verified)
         batch_index = engine.state.batch_index
@@ -1271,14 +1339,15 @@ class Node:
         engine.open_batch(_now_ms())
         self._batch_deadline = time.monotonic() + self.config.batch.interval_ms / 1_000
 
-    def _close_live(self) -> BatchRecord:
+    def _close_live(self, force_snapshot: bool = False) -> BatchRecord:
         """Close the open batch on the running node, after handing what this step sequenced to
         the log and its answers to the committer: the state root (measured at the bench's 5,000
         orders/s: 1 ms median, 11 to 37 ms at the 99th percentile on a loaded 2-core machine)
         and a due snapshot's fork (7 to 109 ms) then run while those records sync, instead of
-        delaying every answer of the step by their time."""
+        delaying every answer of the step by their time. ``force_snapshot``: take a snapshot
+        now and wait for it (the stop path)."""
         self._flush()
-        return self._close_batch()
+        return self._close_batch(force_snapshot=force_snapshot)
 
     def _close_batch(self, force_snapshot: bool = False) -> BatchRecord:
         engine = self._engine
