@@ -11,12 +11,17 @@ import pytest
 
 from rollbook.execution.crypto import SECP256K1_N, address_of_public_key
 from rollbook.execution.txs import PlaceOrder, Side
-from rollbook.sequencer.eip712 import Eip712Domain, signing_digest
+from rollbook.sequencer.eip712 import (
+    Eip712Domain,
+    digest_of_struct,
+    signing_digest,
+    struct_words,
+)
 from rollbook.sequencer.errors import AdmissionError
 from rollbook.sequencer.recovery_processes import (
     OUTSTANDING_REQUESTS_MAX,
-    PAIR_BYTES,
     REQUEST_SIGNATURES_MAX,
+    STRUCT_WORDS_BYTES_MAX,
     RecoveryProcesses,
     answer_request,
     read_reply,
@@ -96,13 +101,24 @@ def test_answers_are_the_reference_recovery_in_process() -> None:
     signed = [one for one in _with_refusals(_signed(8))
               if _passes_shape_checks(one.signature)]
     assert len(signed) == 5  # four good ones and the one without a curve point
-    payload = b"".join(check_signature_shape(one.signature)
-                       + signing_digest(DOMAIN, one.action, one.nonce_ms) for one in signed)
+    payload = DOMAIN.separator + b"".join(_pair(one) for one in signed)
     answers = read_reply(answer_request(payload), len(signed))
     expected = [r if isinstance(r, AdmissionError) else r.signer
                 for r in recover_signers(DOMAIN, signed)]
     assert answers == expected
     assert sum(isinstance(a, AdmissionError) for a in answers) == 1  # the curve refusal
+
+
+def _pair(one: SignedTransaction) -> bytes:
+    """One signature of a request: compact signature, struct words' length, struct words."""
+    words = struct_words(one.action, one.nonce_ms)
+    return check_signature_shape(one.signature) + len(words).to_bytes(2, "big") + words
+
+
+def test_the_worker_hashes_the_words_as_the_digest_does() -> None:
+    one = _signed(1)[0]
+    assert digest_of_struct(DOMAIN.separator, struct_words(one.action, one.nonce_ms)) == \
+        signing_digest(DOMAIN, one.action, one.nonce_ms)
 
 
 def _passes_shape_checks(signature: bytes) -> bool:
@@ -175,10 +191,19 @@ def test_after_close_results_are_still_exact() -> None:
 def test_limits_are_enforced() -> None:
     with pytest.raises(ValueError, match="processes=0"):
         RecoveryProcesses(0)
-    with pytest.raises(ValueError, match="not whole pairs"):
-        answer_request(bytes(PAIR_BYTES + 1))
-    with pytest.raises(ValueError, match="not whole pairs"):
-        answer_request(bytes(PAIR_BYTES * (REQUEST_SIGNATURES_MAX + 1)))
+    pair = _pair(_signed(1)[0])
+    with pytest.raises(ValueError, match="a request of 31 bytes"):
+        answer_request(bytes(31))  # not even a domain separator
+    with pytest.raises(ValueError, match="cut inside a signature"):
+        answer_request(DOMAIN.separator + pair[:40])
+    with pytest.raises(ValueError, match="cut inside struct words"):
+        answer_request(DOMAIN.separator + pair[:-1])
+    too_long = pair[:65] + (STRUCT_WORDS_BYTES_MAX + 1).to_bytes(2, "big")
+    with pytest.raises(ValueError, match="cut inside struct words"):
+        answer_request(DOMAIN.separator + too_long + bytes(STRUCT_WORDS_BYTES_MAX + 1))
+    with pytest.raises(ValueError, match="more than"):
+        answer_request(DOMAIN.separator + pair * (REQUEST_SIGNATURES_MAX + 1))
+    assert read_reply(answer_request(DOMAIN.separator + pair * 3), 3) == [OWNER] * 3
     with pytest.raises(ValueError, match="short of"):
         read_reply(b"\x00" * 20, 1)
     workers = RecoveryProcesses(1)

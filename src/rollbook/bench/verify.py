@@ -27,12 +27,13 @@ What bounds the ratio: the verifier does everything the limit does plus decoding
 the STF and the root; with 2 cores it is at most R / (R + D + S) where R is the CPU time of a
 recovery and D + S that of decoding and executing one transaction (``breakdown_us_per_tx``
 reports each, measured single-threaded), and only if both cores stay busy. With worker
-processes (the default, as ``rollbook verify`` runs) this process decodes, computes the
-digests and executes while the workers do the curve work; nothing waits on another
-interpreter's GIL. With threads (``--processes 0``) each coincurve call must take the GIL back
-from a main thread that never yields it, which CPython allows once per switch interval, so the
-``RecoveryPipeline`` lowers that interval while it is open (see ``rollbook.verifier.pipeline``);
-on the 2-core machine that path reached 0.61-0.67 of the limit with both cores free.
+processes (the default, as ``rollbook verify`` runs) this process decodes, packs the EIP-712
+struct words and executes while the workers hash the digests and do the curve work; nothing
+waits on another interpreter's GIL. With threads (``--processes 0``) each coincurve call must
+take the GIL back from a main thread that never yields it, which CPython allows once per switch
+interval, so the ``RecoveryPipeline`` lowers that interval while it is open (see
+``rollbook.verifier.pipeline``); on the 2-core machine that path reached 0.61-0.67 of the limit
+with both cores free.
 The machine's own parallelism is reported too (``parallelism``: CPU time over wall time of two
 threads of GIL-free work): on a busy shared machine both figures drop together, and with one
 core free the ratio is R / (R + D + S) as well, so judge changes by ``breakdown_us_per_tx``.

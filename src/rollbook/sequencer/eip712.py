@@ -100,8 +100,10 @@ __all__ = [
     "RevokeAgent",
     "UserAction",
     "check_fields",
+    "digest_of_struct",
     "primary_type",
     "signing_digest",
+    "struct_words",
     "type_string",
     "typed_data",
 ]
@@ -393,8 +395,20 @@ def signing_digest(domain: Eip712Domain, action: UserAction, nonce_ms: int) -> b
 
     Raises ``AdmissionError`` (``UNSUPPORTED_ACTION`` or ``FIELD_OUT_OF_RANGE``).
     """
-    words = _pack(_spec(action), action, nonce_ms)
-    digest = keccak256(_EIP191_TYPED_DATA_PREFIX + domain.separator + keccak256(words))
+    return digest_of_struct(domain.separator, struct_words(action, nonce_ms))
+
+
+def struct_words(action: UserAction, nonce_ms: int) -> bytes:
+    """EIP-712 ``encodeData`` of (``action``, ``nonce_ms``): the type hash and one 32-byte word
+    per field, what the struct hash hashes (the two halves of ``signing_digest`` are apart so
+    that the hashing can run elsewhere: ``rollbook.sequencer.recovery_processes``). Raises as
+    ``signing_digest`` does."""
+    return _pack(_spec(action), action, nonce_ms)
+
+
+def digest_of_struct(domain_separator: bytes, words: bytes) -> bytes:
+    """The digest of ``struct_words``' output in the domain whose separator is given."""
+    digest = keccak256(_EIP191_TYPED_DATA_PREFIX + domain_separator + keccak256(words))
     assert len(digest) == _WORD_BYTES
     return digest
 

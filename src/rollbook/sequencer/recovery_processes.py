@@ -10,16 +10,20 @@ the caller pays only for the digests, the pipe and the results.
 Division of the work (``recover_signer`` is the reference; the results are exactly
 ``recover_signers``'):
 - the caller checks each signature's shape (``check_signature_shape``: length, ``v``, range,
-  low-s) and computes its EIP-712 digest, which needs the action's fields;
-- a worker runs ``recover_address`` (public-key recovery, the address's keccak) on each
-  (compact signature, digest) pair and answers with the address or the refusal;
+  low-s) and packs the action's EIP-712 struct words (``struct_words``: the part of the
+  digest that needs the action's fields);
+- a worker hashes the words into the digest (``digest_of_struct``: two keccaks, most of the
+  digest's cost), runs ``recover_address`` (public-key recovery, the address's keccak) and
+  answers with the address or the refusal;
 - the caller pairs each answer with its ``SignedTransaction``.
+The caller's share is kept small on purpose: in the verifier it is the thread that also
+decodes, executes and commits, the serial part of the pipeline.
 
 Wire format (a worker's stdin and stdout; both ends are this module)::
 
     frame   = length (u32, big-endian) | payload
     hello   = an empty frame, the worker's first
-    request = n x (compact signature (65) | digest (32))
+    request = domain separator (32) | n x (compact signature (65) | words length (u16) | words)
     reply   = n x (status (u8) | address (20)) | refusals
     refusal = code (u16) | length (u16) | detail (utf-8)
 
@@ -49,6 +53,7 @@ path, see setup.py). They exit when their stdin closes (``close``, or the caller
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import select
 import struct
 import subprocess
@@ -56,7 +61,12 @@ import sys
 from collections.abc import Sequence
 from typing import IO, Final
 
-from rollbook.sequencer.eip712 import ADDRESS_BYTES, Eip712Domain, signing_digest
+from rollbook.sequencer.eip712 import (
+    ADDRESS_BYTES,
+    Eip712Domain,
+    digest_of_struct,
+    struct_words,
+)
 from rollbook.sequencer.errors import AdmissionCode, AdmissionError
 from rollbook.sequencer.signatures import (
     SIGNATURE_BYTES,
@@ -71,6 +81,7 @@ __all__ = [
     "OUTSTANDING_REQUESTS_MAX",
     "RECOVERY_PROCESSES_MAX",
     "REQUEST_SIGNATURES_MAX",
+    "STRUCT_WORDS_BYTES_MAX",
     "PendingRecovery",
     "RecoveryProcesses",
     "answer_request",
@@ -78,17 +89,24 @@ __all__ = [
 ]
 
 RECOVERY_PROCESSES_MAX: Final = 16  # more than any machine this runs on has cores to spare
-REQUEST_SIGNATURES_MAX: Final = 4096  # per request: ~400 KiB in, ~86 KiB out at most
+REQUEST_SIGNATURES_MAX: Final = 4096  # per request: ~2 MiB in, ~86 KiB out at most
 # requests a worker may hold unanswered or unread; callers cut batches into a few requests each
 # and hold a few batches ahead (the verifier's PREFETCH_BATCHES_MAX)
 OUTSTANDING_REQUESTS_MAX: Final = 64
-DIGEST_BYTES: Final = 32
-PAIR_BYTES: Final = SIGNATURE_BYTES + DIGEST_BYTES
+SEPARATOR_BYTES: Final = 32
+# the widest struct is a MassQuote's: the type hash and about a dozen words (the quotes are one
+# word, their array's hash); the bound leaves room and is checked for every signature sent
+STRUCT_WORDS_BYTES_MAX: Final = 1024
 ANSWER_BYTES: Final = 1 + ADDRESS_BYTES
-REQUEST_BYTES_MAX: Final = REQUEST_SIGNATURES_MAX * PAIR_BYTES
+REQUEST_BYTES_MAX: Final = SEPARATOR_BYTES + REQUEST_SIGNATURES_MAX * (
+    SIGNATURE_BYTES + 2 + STRUCT_WORDS_BYTES_MAX)
 DETAIL_BYTES_MAX: Final = 1024  # a refusal's detail is a library's one-line message
 
+# the request pipe's capacity: several batches' requests (about 100 KiB each at the verifier's
+# 450-signature batches over 2 workers); Linux's default most a user may set is 1 MiB
+REQUEST_PIPE_BYTES: Final = 1 << 20
 _FRAME: Final = struct.Struct(">I")
+_WORDS_LENGTH: Final = struct.Struct(">H")
 _REFUSAL: Final = struct.Struct(">HH")
 _STATUS_RECOVERED: Final = 0
 _STATUS_REFUSED: Final = 1
@@ -98,15 +116,26 @@ _NO_ADDRESS: Final = bytes(ADDRESS_BYTES)
 # --- the worker's side (pure leaves and the loop) ---------------------------------------------
 
 def answer_request(payload: bytes) -> bytes:
-    """The reply to one request payload (see the module docstring)."""
-    if len(payload) % PAIR_BYTES or len(payload) > REQUEST_BYTES_MAX:
-        raise ValueError(f"a request of {len(payload)} bytes is not whole pairs within "
-                         f"{REQUEST_SIGNATURES_MAX} signatures")
+    """The reply to one request payload (see the module docstring); ``ValueError`` for a
+    request that is not one."""
+    if not SEPARATOR_BYTES <= len(payload) <= REQUEST_BYTES_MAX:
+        raise ValueError(f"a request of {len(payload)} bytes")
+    separator = payload[:SEPARATOR_BYTES]
     answers: list[bytes] = []
     refusals: list[bytes] = []
-    for start in range(0, len(payload), PAIR_BYTES):
-        compact = payload[start:start + SIGNATURE_BYTES]
-        digest = payload[start + SIGNATURE_BYTES:start + PAIR_BYTES]
+    offset = SEPARATOR_BYTES
+    while offset < len(payload):
+        if len(answers) == REQUEST_SIGNATURES_MAX:
+            raise ValueError(f"a request of more than {REQUEST_SIGNATURES_MAX} signatures")
+        words_at = offset + SIGNATURE_BYTES + _WORDS_LENGTH.size
+        if words_at > len(payload):
+            raise ValueError(f"a request cut inside a signature at byte {offset}")
+        compact = payload[offset:offset + SIGNATURE_BYTES]
+        (length,) = _WORDS_LENGTH.unpack_from(payload, offset + SIGNATURE_BYTES)
+        offset = words_at + length
+        if length > STRUCT_WORDS_BYTES_MAX or offset > len(payload):
+            raise ValueError(f"a request cut inside struct words at byte {words_at}")
+        digest = digest_of_struct(separator, payload[words_at:offset])
         try:
             answers.append(b"\x00" + recover_address(compact, digest))
         except AdmissionError as error:
@@ -169,6 +198,18 @@ def serve(source: IO[bytes], sink: IO[bytes]) -> None:
 
 # --- the caller's side ----------------------------------------------------------------------
 
+def _widen_pipe(stream: IO[bytes]) -> None:
+    """Give a request pipe room for the requests a caller keeps in flight: with the default
+    64 KiB, writing a batch's request blocked the caller until the busy worker read the one
+    before it (a request carries about 470 bytes per signature). Linux only; elsewhere, or
+    above the system's limit, the pipe keeps its size (slower, never wrong)."""
+    set_size = getattr(fcntl, "F_SETPIPE_SZ", None)
+    if set_size is None:
+        return
+    with contextlib.suppress(OSError):
+        fcntl.fcntl(stream.fileno(), set_size, REQUEST_PIPE_BYTES)
+
+
 class _WorkerGone(Exception):
     """A worker exited or its pipe broke; its requests are recovered in-process."""
 
@@ -183,6 +224,7 @@ class _Worker:
         assert self.process.stdin is not None and self.process.stdout is not None
         self.requests: IO[bytes] = self.process.stdin
         self.replies: IO[bytes] = self.process.stdout
+        _widen_pipe(self.requests)
         self.sent = 0  # requests written; the next one gets this sequence number
         self.read = 0  # replies read from the pipe
         self.unclaimed: dict[int, bytes] = {}  # read, not yet taken by their PendingRecovery
@@ -341,17 +383,19 @@ class RecoveryProcesses:
             raise ValueError(f"{len(signed)} signatures exceed {REQUEST_SIGNATURES_MAX} "
                              "per request")
         chunk = list(signed)
-        parts: list[bytes] = []
+        parts: list[bytes] = [domain.separator]
         refused: dict[int, AdmissionError] = {}
         for position, one in enumerate(chunk):
             try:
-                parts.append(check_signature_shape(one.signature))
-                parts.append(signing_digest(domain, one.action, one.nonce_ms))
+                compact = check_signature_shape(one.signature)
+                words = struct_words(one.action, one.nonce_ms)
             except AdmissionError as error:
-                if len(parts) % 2:  # the shape passed, the digest refused: drop its half pair
-                    parts.pop()
                 refused[position] = error
-        worker = self._next_worker() if parts and not self._closed else None
+                continue
+            assert len(words) <= STRUCT_WORDS_BYTES_MAX, len(words)
+            parts += (compact, _WORDS_LENGTH.pack(len(words)), words)
+        worker = (self._next_worker() if len(refused) < len(chunk) and not self._closed
+                  else None)
         if worker is None:
             return PendingRecovery(domain, chunk, refused, None, 0)
         try:
@@ -376,11 +420,19 @@ class RecoveryProcesses:
             worker.stop(timeout_s)
 
     def _next_worker(self) -> _Worker | None:
-        """The next ready, live worker with room, in turn; None when there is none."""
-        for _ in range(len(self._workers)):
-            worker = self._workers[self._turn]
-            self._turn = (self._turn + 1) % len(self._workers)
-            if worker.poll_ready(wait=False) and \
-                    worker.outstanding() < OUTSTANDING_REQUESTS_MAX:
-                return worker
-        return None
+        """The ready, live worker with room and the fewest requests in flight (in turn among
+        equals); None when there is none. Fewest, not simply the next: the scheduler gives the
+        workers unequal shares of a busy machine, and a worker handed requests in strict turn
+        idles once it is ahead while the caller waits for the one behind."""
+        chosen: _Worker | None = None
+        count = len(self._workers)
+        for step in range(count):
+            worker = self._workers[(self._turn + step) % count]
+            if not worker.poll_ready(wait=False):
+                continue
+            load = worker.outstanding()
+            if load < OUTSTANDING_REQUESTS_MAX and (chosen is None
+                                                    or load < chosen.outstanding()):
+                chosen = worker
+        self._turn = (self._turn + 1) % count
+        return chosen

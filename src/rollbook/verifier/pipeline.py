@@ -22,9 +22,10 @@ Invariants:
 
 Processes (``processes`` > 0, what ``rollbook verify`` runs by default): the chunks go to
 ``rollbook.sequencer.recovery_processes`` workers instead of the pool's threads. This thread
-then checks each signature's shape and computes its digest when the chunk starts, and a worker
-does the curve work with an interpreter of its own, so no recovery waits for this thread's GIL
-(see that module for why that matters). The results are the same.
+then checks each signature's shape and packs its EIP-712 struct words when the chunk starts,
+and a worker hashes them into the digest and does the curve work with an interpreter of its
+own, so no recovery waits for this thread's GIL (see that module for why that matters). The
+results are the same.
 
 The GIL, with threads (``processes`` 0): every coincurve call releases the GIL and must take it
 back when it returns, while the main thread runs the STF in Python and never lets go of it on
