@@ -44,7 +44,7 @@ COMPILED_PACKAGE = "rollbook.execution"
 MYPYC_EXCLUDED = frozenset({"execution/invariants.py", "execution/events.py"})
 # the verifier's and the sequencer's per-transaction work around the STF: decoding batch data,
 # the EIP-712 digest, admission (nonces, agents), the caller's side of signer recovery in
-# worker processes (digests in, signers out), and the state root's per-record work (leaf
+# worker processes (struct words in, signers out), and the state root's per-record work (leaf
 # encodings, what changed, slot assignment). Not commitment/state_tree.py itself: the gateway's
 # wire schema reads LeafProof's annotations, which a compiled build erases (as for events.py
 # above), and snapshots pickle its StateCommitment.

@@ -13,11 +13,11 @@ import dataclasses
 import inspect
 import pickle
 import typing
-from types import FunctionType
 from typing import Any
 
 import pytest
 
+from declared_init import assert_declares_init
 from rollbook._pure import is_compiled
 from rollbook.execution import events, receipts
 from rollbook.execution.errors import ErrorCode
@@ -50,13 +50,7 @@ def test_events_reexports_them_and_lists_the_events_in_its_union() -> None:
 
 @pytest.mark.parametrize("cls", CLASSES, ids=lambda cls: cls.__name__)
 def test_declared_init_takes_the_fields_in_order(cls: type) -> None:
-    params = cls.__dataclass_params__  # type: ignore[attr-defined]
-    assert params.frozen and params.eq and params.init
-    init = vars(cls)["__init__"]
-    if is_compiled():  # the native constructor, not dataclass's interpreted function
-        assert not isinstance(init, FunctionType)
-    else:  # the declared one (dataclass's is named ``__create_fn__.<locals>.__init__``)
-        assert init.__qualname__ == f"{cls.__name__}.__init__"
+    assert_declares_init(cls)
     names = [field.name for field in dataclasses.fields(cls)]
     try:
         parameters = list(inspect.signature(cls).parameters.values())

@@ -19,6 +19,7 @@ from typing import Any
 
 import pytest
 
+from declared_init import assert_declares_init
 from rollbook._pure import is_compiled
 from rollbook.execution import txs
 
@@ -59,13 +60,7 @@ def test_the_order_path_classes_declare_their_init() -> None:
     assert {cls.__name__ for cls in DECLARED} == set(DECLARED_INIT)
     for cls in DECLARED:
         assert dataclasses.fields(cls)  # still a dataclass (the gateway's schema reads them)
-        params = cls.__dataclass_params__  # type: ignore[attr-defined]
-        assert params.frozen and params.eq and params.init
-        init = vars(cls)["__init__"]
-        if is_compiled():  # the native constructor, not dataclass's interpreted function
-            assert not isinstance(init, FunctionType)
-        else:  # the declared one (dataclass's is named ``__create_fn__.<locals>.__init__``)
-            assert init.__qualname__ == f"{cls.__name__}.__init__"
+        assert_declares_init(cls)
     for cls in set(TX_CLASSES) - set(DECLARED):
         assert isinstance(vars(cls)["__init__"], FunctionType)  # dataclass's, in either build
 

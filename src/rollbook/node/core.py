@@ -5,8 +5,9 @@ Threads and what each owns:
 - callers (the gateway's event loop, or any thread) submit chunks to a plain queue; signer
   recovery and the entry's encoding happen before the sequencer, which only admits and
   executes. With ``recovery_processes`` > 0 (the default) one **dispatcher** thread takes every
-  chunk queued (up to ``ROUND_SIGNATURES_MAX`` actions), encodes them and computes their
-  digests, and has ``RecoveryProcesses`` worker processes do the curve work, one request per
+  chunk queued (up to ``ROUND_SIGNATURES_MAX`` actions), encodes them and packs their EIP-712
+  struct words, and has ``RecoveryProcesses`` worker processes hash the digests and do the
+  curve work, one request per
   worker per round (``rollbook.node.recovery``); the workers run on their own interpreters, so
   recovery never waits for this process's GIL. With ``recovery_processes = 0``,
   ``recovery_threads`` long-lived **recovery threads** do it all (coincurve releases the GIL,
@@ -797,10 +798,7 @@ class Node:
             try:
                 prepared = self._prepare(chunk)
             except BaseException as error:  # pragma: no cover - a bug in preparation
-                self._release_inflight(len(chunk))
-                per_loop: dict[Any, Any] = {}
-                _resolve(waiter, error, per_loop)
-                _flush_async(per_loop)
+                self._fail_jobs([job], error)
                 continue
             inbound.put((_K_ENTRIES, prepared, waiter))
 
@@ -838,14 +836,19 @@ class Node:
             try:
                 rounds = prepare_round(recovery, domain, [chunk for chunk, _ in taken])
             except BaseException as error:  # pragma: no cover - a bug in preparation
-                per_loop: dict[Any, Any] = {}
-                for chunk, waiter in taken:
-                    self._release_inflight(len(chunk))
-                    _resolve(waiter, error, per_loop)
-                _flush_async(per_loop)
+                self._fail_jobs(taken, error)
                 continue
             for (_, waiter), prepared in zip(taken, rounds, strict=True):
                 inbound.put((_K_ENTRIES, prepared, waiter))
+
+    def _fail_jobs(self, jobs: Sequence[tuple[Sequence[SignedTransaction], Waiter]],
+                   error: BaseException) -> None:
+        """Answer every submission of ``jobs`` with ``error`` (preparation failed: a bug)."""
+        per_loop: dict[Any, Any] = {}
+        for chunk, waiter in jobs:
+            self._release_inflight(len(chunk))
+            _resolve(waiter, error, per_loop)
+        _flush_async(per_loop)
 
     def _close_recovery(self) -> None:
         """Stop the recovery worker processes once no dispatcher can use them (idempotent);

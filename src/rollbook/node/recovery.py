@@ -10,7 +10,8 @@ chunk the node's single dispatcher thread found queued, and:
    ``prepare``, and the action is not recovered);
 2. cuts what is left into at most one request per worker (contiguous, about equal, none smaller
    than ``SPLIT_SIGNATURES_MIN`` unless there is only one) and starts them: this thread checks
-   the shapes and computes the digests, the workers do the curve work on their own GILs;
+   the shapes and packs the struct words, the workers hash the digests and do the curve work
+   on their own GILs;
 3. while they work, finishes the encoding (entry bytes, transaction id);
 4. collects the replies, in order: one pipe round trip per worker per round, not per order.
 

@@ -5,7 +5,8 @@ that hold it. On threads, every recovery must take the GIL back from a main thre
 the STF in Python; on the 2-core bench machine the recovery threads spent about half their
 time waiting for it, so the verifier reached 0.61-0.67 of the recovery ceiling with both cores
 free. A worker process has its own interpreter: nothing it does waits on the caller's GIL, and
-the caller pays only for the digests, the pipe and the results.
+the caller pays only for the signatures' shape checks and struct words, the pipe and the
+results.
 
 Division of the work (``recover_signer`` is the reference; the results are exactly
 ``recover_signers``'):
@@ -108,6 +109,7 @@ REQUEST_PIPE_BYTES: Final = 1 << 20
 _FRAME: Final = struct.Struct(">I")
 _WORDS_LENGTH: Final = struct.Struct(">H")
 _REFUSAL: Final = struct.Struct(">HH")
+_REPLY_BYTES_MAX: Final = REQUEST_SIGNATURES_MAX * (ANSWER_BYTES + _REFUSAL.size + DETAIL_BYTES_MAX)
 _STATUS_RECOVERED: Final = 0
 _STATUS_REFUSED: Final = 1
 _NO_ADDRESS: Final = bytes(ADDRESS_BYTES)
@@ -274,9 +276,7 @@ class _Worker:
                 raise _WorkerGone
             assert self.read <= sequence, f"reply {sequence} was taken already"
             try:
-                reply = _read_frame(self.replies, REQUEST_SIGNATURES_MAX * (ANSWER_BYTES
-                                                                          + _REFUSAL.size
-                                                                          + DETAIL_BYTES_MAX))
+                reply = _read_frame(self.replies, _REPLY_BYTES_MAX)
             except (OSError, EOFError, ValueError) as error:
                 self.gone = True
                 raise _WorkerGone from error
@@ -378,7 +378,7 @@ class RecoveryProcesses:
     def start(self, domain: Eip712Domain, signed: Sequence[SignedTransaction],
               ) -> PendingRecovery:
         """Start recovering ``signed`` (at most ``REQUEST_SIGNATURES_MAX``) on the next worker;
-        the shapes are checked and the digests computed here, now."""
+        the shapes are checked and the struct words packed here, now."""
         if len(signed) > REQUEST_SIGNATURES_MAX:
             raise ValueError(f"{len(signed)} signatures exceed {REQUEST_SIGNATURES_MAX} "
                              "per request")
