@@ -45,12 +45,14 @@ MYPYC_EXCLUDED = frozenset({"execution/invariants.py", "execution/events.py"})
 # the verifier's and the sequencer's per-transaction work around the STF: decoding batch data,
 # the EIP-712 digest, admission (nonces, agents), the caller's side of signer recovery in
 # worker processes (struct words in, signers out), and the state root's per-record work (leaf
-# encodings, what changed, slot assignment). Not commitment/state_tree.py itself: the gateway's
+# encodings, what changed, slot assignment), and the node's recovery dispatcher's per-action
+# loops (node/recovery.py: the GIL it holds is the node's scarcest resource under load). Not
+# commitment/state_tree.py itself: the gateway's
 # wire schema reads LeafProof's annotations, which a compiled build erases (as for events.py
 # above), and snapshots pickle its StateCommitment.
 MYPYC_EXTRA = ("sequencer/batch_data.py", "sequencer/signatures.py", "sequencer/eip712.py",
                "sequencer/admission.py", "sequencer/recovery_processes.py",
-               "commitment/leaves.py", "commitment/changes.py")
+               "commitment/leaves.py", "commitment/changes.py", "node/recovery.py")
 MANIFEST_NAME = "_compiled_manifest.json"  # read by rollbook._pure; git-ignored
 
 # relative source path ("execution/stf.py") -> sha256 of the bytes mypyc compiled

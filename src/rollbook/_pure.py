@@ -41,7 +41,7 @@ MANIFEST_NAME = "_compiled_manifest.json"  # written by setup.py next to the com
 # os.path, not pathlib: importing pathlib (re, enum, urllib) would triple `import rollbook`
 _PACKAGE_ROOT = os.path.dirname(os.path.realpath(__file__))
 # where ROLLBOOK_MYPYC=1 puts extensions (setup.py: rollbook.execution and MYPYC_EXTRA)
-_COMPILED_DIRS = ("execution", "execution/options", "sequencer", "commitment")
+_COMPILED_DIRS = ("execution", "execution/options", "sequencer", "commitment", "node")
 _SOURCE_ONLY = (importlib.machinery.SourceFileLoader, importlib.machinery.SOURCE_SUFFIXES)
 
 

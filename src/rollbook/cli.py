@@ -175,7 +175,7 @@ def _bench_stf(args: argparse.Namespace) -> int:
     from rollbook.bench.stf import run_stf_bench
 
     result = run_stf_bench(args.seed, args.ops, args.resting, not args.no_peer,
-                           _progress(not args.quiet))
+                           _progress(not args.quiet), repeats=args.repeats)
     if args.json:
         print(json.dumps(result))
         return 0
@@ -358,6 +358,8 @@ def build_parser() -> argparse.ArgumentParser:
     stf.add_argument("--resting", type=int, default=1_000_000,
                      help="resting orders for the memory figure (0 to skip)")
     stf.add_argument("--no-peer", action="store_true", help="skip the matching-engine peer")
+    stf.add_argument("--repeats", type=int, default=3,
+                     help="interleaved rounds of ours and the peer's (best of each)")
     _output_flags(stf)
     stf.set_defaults(handler=_bench_stf)
     commit = benches.add_parser("commit", help="state root updates and settlement gas")

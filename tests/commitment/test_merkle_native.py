@@ -14,6 +14,7 @@ from __future__ import annotations
 import hashlib
 import os
 import pickle
+import re
 
 import pytest
 from hypothesis import given, settings
@@ -183,3 +184,47 @@ def test_rehash_run_rejects_and_writes_nothing(start: int, stop: int,
     with pytest.raises(error):
         native.rehash_run(children, nodes, start, stop)
     assert nodes == bytearray(b"\x05" * 32 * 4)
+
+
+@needs_native
+@pytest.mark.parametrize(("updates", "highest"), [
+    ({}, -1),
+    ({3: b"a", 0: None, 7: b""}, 7),
+    ({-1: b"a"}, -1),  # below the range
+    ({8: b"a"}, -1),  # at the writable bound
+    ({2**70: b"a"}, -1),  # beyond any C integer: refused, not an OverflowError
+    ({True: b"a"}, -1),  # not exactly an int
+    ({1: "text"}, -1),
+    ({1: bytearray(b"a")}, -1),
+    ({1: b"x" * 9}, -1),  # a payload over the limit
+])
+def test_check_leaves_passes_only_what_the_reference_checks_pass(
+        updates: dict[object, object], highest: int) -> None:
+    assert _native_module().check_leaves(updates, 8, 8) == highest
+
+
+@needs_native
+def test_update_leaves_rejects_levels_too_short_and_writes_nothing() -> None:
+    native = _native_module()
+    levels = [bytearray(b"\x07" * 32 * 4), bytearray(b"\x07" * 32 * 2), bytearray(32)]
+    before = [bytes(level) for level in levels]
+    with pytest.raises(IndexError):
+        native.update_leaves(levels, {5: b"a"})  # leaf 5 is not stored
+    with pytest.raises(TypeError):
+        native.update_leaves(levels, {1: "text"})
+    assert [bytes(level) for level in levels] == before
+
+
+@needs_native
+@pytest.mark.parametrize("bad", [{-1: b"a"}, {1 << 8: b"a"}, {1.0: b"a"}, {1: "text"},
+                                 {1: b"x" * (merkle.LEAF_PAYLOAD_BYTES_MAX + 1)}])
+def test_a_batch_the_c_check_refuses_raises_as_the_reference_does(
+        bad: dict[int, bytes | None]) -> None:
+    native, reference = MerkleTree(8, native=True), MerkleTree(8, native=False)
+    native.set_leaves({0: b"kept"})
+    reference.set_leaves({0: b"kept"})
+    with pytest.raises(Exception) as expected:
+        reference.set_leaves(bad)
+    with pytest.raises(type(expected.value), match=re.escape(str(expected.value))):
+        native.set_leaves(bad)
+    _assert_same(native, reference)

@@ -394,3 +394,18 @@ def test_option_leaves_are_abi_encode_and_prove() -> None:
     # the market leaf's fifth field is the committed mark, which the escape hatch values with
     fields = abi_decode(MARKET_TYPES, market_leaf(state, market_id))
     assert fields[2] == 2 and fields[4] == market.index_price_quantums > 0
+
+
+@given(st.lists(st.one_of(
+    st.tuples(st.sampled_from([2, 3, 6, 7, 8]), st.integers(min_value=0, max_value=2**64)),
+    st.tuples(st.just(4), st.binary(min_size=20, max_size=20), st.integers(0, 9)),
+    st.tuples(st.just(5), st.integers(min_value=0, max_value=2**64))), unique=True))
+def test_new_keys_are_placed_in_leaf_key_order(keys: list[tuple[int, ...]]) -> None:
+    from rollbook.commitment.changes import place_updates
+
+    slots: dict[tuple[int, ...], int] = {}
+    updates: dict[tuple[int, ...], bytes | None] = {key: b"leaf" for key in keys}
+    placed, next_slot = place_updates(slots, [], 1, updates)  # type: ignore[arg-type]
+    assert next_slot == 1 + len(keys)
+    assert [key for key, _ in sorted(slots.items(), key=lambda item: item[1])] == sorted(keys)
+    assert placed == dict.fromkeys(range(1, next_slot), b"leaf")

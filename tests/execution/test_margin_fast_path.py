@@ -61,6 +61,9 @@ def test_meets_initial_after_equals_the_reference_first_clause(
     fast = meets_initial_after(state.markets, group, market_id, d_size, d_bid, d_ask,
                                d_collateral)
     assert fast == (reference.equity_quantums >= reference.initial_quantums)
+    # the callers on the order path pass the traded market they hold: the same answer
+    assert fast == meets_initial_after(state.markets, group, market_id, d_size, d_bid, d_ask,
+                                       d_collateral, state.markets[market_id])
 
 
 @settings(max_examples=400, deadline=None)

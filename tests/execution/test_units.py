@@ -12,17 +12,20 @@ from rollbook.execution.units import (
     abs_int,
     div_ceil,
     div_floor,
+    max_abs_int,
     max_int,
     mul,
     mul_div_ceil,
     mul_div_floor,
 )
 
-# values around the boundaries that matter: 2**30 (mypyc's own fast multiply), 2**62 (a tagged
-# int), 2**63 (an i64), and far beyond
-_EDGES = [0, 1, -1, 2**30 - 1, 2**30, -(2**30), 2**31, 2**32 + 7, 10**9, 10**11, 10**16,
-          2**61, 2**62 - 1, 2**62, -(2**62), 2**63 - 1, -(2**63), 2**63, 2**64 + 3, 10**30,
-          -(10**30)]
+# values around the boundaries that matter: 2**20 and 2**42 (``mul``'s compared narrow and wide
+# factors), 2**30 (mypyc's own fast multiply), 2**62 (a tagged int, and the divisors compared
+# inline), 2**63 (an i64), and far beyond
+_EDGES = [0, 1, -1, 2**20 - 1, 2**20, -(2**20) + 1, -(2**20), 2**42 - 1, 2**42, -(2**42) + 1,
+          -(2**42), 2**30 - 1, 2**30, -(2**30), 2**31 - 1, -(2**31) + 1, 2**31, -(2**31),
+          2**32 + 7, 10**9, 10**11, 10**16, 2**61, 2**62 - 1, 2**62, -(2**62), 2**63 - 1,
+          -(2**63), 2**63, 2**64 + 3, 10**30, -(10**30)]
 ints = st.one_of(st.sampled_from(_EDGES), st.integers(min_value=-(2**70), max_value=2**70),
                  st.integers(min_value=-(2**35), max_value=2**35),
                  st.integers(min_value=-1000, max_value=1000))
@@ -60,3 +63,8 @@ def test_mul_div_floor_with_a_price_sized_multiplier(value: int, multiplier: int
 def test_abs_and_max(left: int, right: int) -> None:
     assert abs_int(left) == abs(left)
     assert max_int(left, right) == max(left, right)
+
+
+@given(ints, ints)
+def test_max_abs(left: int, right: int) -> None:
+    assert max_abs_int(left, right) == max(abs(left), abs(right))

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import itertools
+import sys
 import threading
 import time
 from pathlib import Path
@@ -46,7 +47,9 @@ from rollbook.node import (
     SubscriptionLagged,
     TradeView,
 )
+from rollbook.node.core import NODE_SWITCH_INTERVAL_S
 from rollbook.node.journal import BatchClose, BatchOpen, EntryRecord, decode_record
+from rollbook.runtime import SWITCH_INTERVAL
 from rollbook.sequencer import (
     AdmissionError,
     AdmissionState,
@@ -106,6 +109,19 @@ def test_acks_are_durable_and_carry_receipts(node: Node) -> None:
     assert acks[-1].signer == owner(5) and acks[-1].tx_id and acks[-1].batch_index >= 1
     trades = node.trades_sync(BTC)
     assert len(trades) == len(fills) and trades[-1].price_ticks == fills[-1].price_ticks
+
+
+def test_the_switch_interval_is_lowered_while_the_node_runs(tmp_path: Path) -> None:
+    previous = sys.getswitchinterval()
+    sys.setswitchinterval(0.005)
+    try:
+        with Node(offline_config(tmp_path)):
+            assert sys.getswitchinterval() == pytest.approx(NODE_SWITCH_INTERVAL_S, abs=1e-6)
+            assert SWITCH_INTERVAL.holders == 1
+        assert sys.getswitchinterval() == pytest.approx(0.005, abs=1e-6)
+        assert SWITCH_INTERVAL.holders == 0
+    finally:
+        sys.setswitchinterval(previous)
 
 
 def test_batches_close_on_cadence(node: Node) -> None:

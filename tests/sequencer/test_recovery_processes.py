@@ -213,3 +213,16 @@ def test_limits_are_enforced() -> None:
             workers.start(DOMAIN, [one] * (REQUEST_SIGNATURES_MAX + 1))
     finally:
         workers.close()
+
+
+def test_a_reply_of_recovered_answers_pairs_in_one_pass_and_any_other_is_left_to_read_reply(
+        ) -> None:
+    from rollbook.sequencer.recovery_processes import _all_recovered
+
+    signed = _signed(3)
+    reply = answer_request(DOMAIN.separator + b"".join(_pair(one) for one in signed))
+    paired = _all_recovered(reply, signed)
+    assert paired == recover_signers(DOMAIN, signed)
+    assert paired is not None and all(p.signed is s for p, s in zip(paired, signed, strict=True))
+    refused = reply[:21] + b"\x01" + reply[22:]  # a status other than "recovered": not paired
+    assert _all_recovered(refused, signed) is None

@@ -227,3 +227,18 @@ def test_option_actions_encode_as_kind_1_and_round_trip() -> None:
     with pytest.raises(AdmissionError) as error:
         decode_signed_transaction(prefix + encode_transaction(over))
     assert error.value.code == AdmissionCode.MALFORMED_ENCODING
+
+
+def test_the_hot_path_records_declare_their_init() -> None:
+    """Built once per decoded (``SignedTransaction``) and per recovered (``VerifiedTransaction``)
+    signature on the verifier's replay thread: native constructors when compiled, still frozen
+    and comparable."""
+    from declared_init import assert_declares_init
+    from rollbook.sequencer.signatures import VerifiedTransaction
+
+    assert_declares_init(SignedTransaction)
+    assert_declares_init(VerifiedTransaction)
+    verified = VerifiedTransaction(SignedTransaction(RevokeAgent(bytes(20), bytes([1]) * 20), 1,
+                                                     bytes(65)), bytes(20))
+    assert verified == VerifiedTransaction(verified.signed, bytes(20))
+    assert hash(verified) == hash(VerifiedTransaction(verified.signed, bytes(20)))

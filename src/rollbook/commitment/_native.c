@@ -17,9 +17,16 @@
  * rejected call leaves the levels unchanged; indices must be ascending (callers sort them,
  * and it makes "the last index is in range" enough for the range check). Range checks divide
  * the buffer length rather than multiply the index, so no index can overflow them.
+ *
+ * check_leaves and update_leaves take a whole batch (a dict index -> payload) as
+ * MerkleTree.set_leaves gets it, so that no per-leaf step runs in Python on the verifier's
+ * replay thread: check_leaves only answers whether the reference checks would pass (the
+ * caller runs those to raise with their messages when it does not), update_leaves sorts the
+ * indices itself and rehashes every level in one call.
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
+#include <stdlib.h>
 #include <string.h>
 
 /* OpenSSL's low-level SHA-256 (libcrypto, the library Python's own _hashlib links). Not the
@@ -44,6 +51,7 @@ extern int SHA256_Final(unsigned char *md, rollbook_sha256_ctx *c);
 
 #define HASH_BYTES 32
 #define NODE_PREIMAGE_BYTES 64
+#define LEVELS_MAX 65 /* merkle.DEPTH_MAX + 1: update_leaves keeps a pointer per level */
 
 static void sha256_node(const unsigned char *children, unsigned char *out) {
     rollbook_sha256_ctx ctx;
@@ -241,10 +249,171 @@ done:
     return result;
 }
 
+PyDoc_STRVAR(check_leaves_doc,
+"check_leaves(updates, writable, payload_bytes_max) -> int\n\n"
+"The highest index of ``updates`` (a dict: index -> payload bytes or None) when every index\n"
+"is an int in [0, writable) and every payload None or bytes of at most ``payload_bytes_max``\n"
+"bytes; -1 otherwise (and for an empty dict), so that the caller's reference checks name the\n"
+"culprit with their own exception.");
+
+static PyObject *check_leaves(PyObject *module, PyObject *args) {
+    PyObject *updates;
+    Py_ssize_t writable, payload_bytes_max;
+    if (!PyArg_ParseTuple(args, "O!nn", &PyDict_Type, &updates, &writable,
+                          &payload_bytes_max)) {
+        return NULL;
+    }
+    Py_ssize_t highest = -1, position = 0;
+    PyObject *key, *value;
+    while (PyDict_Next(updates, &position, &key, &value)) {
+        if (!PyLong_CheckExact(key)) {
+            return PyLong_FromSsize_t(-1);
+        }
+        int overflow = 0;
+        long long index = PyLong_AsLongLongAndOverflow(key, &overflow);
+        if (overflow != 0 || index < 0 || index >= (long long)writable) {
+            return PyLong_FromSsize_t(-1);  /* no error is set: overflow is reported, not raised */
+        }
+        if (value != Py_None && (!PyBytes_CheckExact(value)
+                                 || PyBytes_GET_SIZE(value) > payload_bytes_max)) {
+            return PyLong_FromSsize_t(-1);
+        }
+        if ((Py_ssize_t)index > highest) {
+            highest = (Py_ssize_t)index;
+        }
+    }
+    return PyLong_FromSsize_t(highest);
+}
+
+/* One written leaf: its index and its payload (NULL: the empty leaf). */
+typedef struct {
+    Py_ssize_t index;
+    PyObject *payload;
+} leaf_write;
+
+static int compare_writes(const void *a, const void *b) {
+    Py_ssize_t left = ((const leaf_write *)a)->index, right = ((const leaf_write *)b)->index;
+    return (left > right) - (left < right);
+}
+
+PyDoc_STRVAR(update_leaves_doc,
+"update_leaves(levels, updates) -> int\n\n"
+"Write every payload of ``updates`` (a dict: index -> bytes or None) into ``levels[0]`` as\n"
+"write_leaves does, then rehash every dirty ancestor level by level up to ``levels[-1]`` as\n"
+"rehash_parents does; the number of payloads plus the number of nodes hashed. ``levels``\n"
+"must already store every written leaf's ancestors (checked before anything is written).");
+
+static PyObject *update_leaves(PyObject *module, PyObject *args) {
+    PyObject *levels, *updates;
+    if (!PyArg_ParseTuple(args, "O!O!", &PyList_Type, &levels, &PyDict_Type, &updates)) {
+        return NULL;
+    }
+    Py_ssize_t depth = PyList_GET_SIZE(levels) - 1;
+    Py_ssize_t count = PyDict_GET_SIZE(updates);
+    if (depth < 1 || depth >= LEVELS_MAX) {
+        PyErr_SetString(PyExc_ValueError, "need 2 to LEVELS_MAX levels");
+        return NULL;
+    }
+    /* taken with the GIL held, used without it */
+    unsigned char *buffers[LEVELS_MAX];
+    Py_ssize_t stored[LEVELS_MAX];
+    for (Py_ssize_t level = 0; level <= depth; level++) {
+        PyObject *nodes = PyList_GET_ITEM(levels, level);
+        if (!PyByteArray_CheckExact(nodes)) {
+            PyErr_SetString(PyExc_TypeError, "every level must be a bytearray");
+            return NULL;
+        }
+        buffers[level] = (unsigned char *)PyByteArray_AS_STRING(nodes);
+        stored[level] = PyByteArray_GET_SIZE(nodes) / HASH_BYTES;
+    }
+    leaf_write *writes = PyMem_New(leaf_write, count > 0 ? count : 1);
+    Py_ssize_t *dirty = PyMem_New(Py_ssize_t, count > 0 ? count : 1);
+    PyObject *result = NULL;
+    if (writes == NULL || dirty == NULL) {
+        PyErr_NoMemory();
+        goto done;
+    }
+    Py_ssize_t position = 0, written = 0, payloads = 0;
+    PyObject *key, *value;
+    while (PyDict_Next(updates, &position, &key, &value)) {
+        if (!PyLong_CheckExact(key) || (value != Py_None && !PyBytes_CheckExact(value))) {
+            PyErr_SetString(PyExc_TypeError, "indices must be ints, payloads bytes or None");
+            goto done;
+        }
+        Py_ssize_t index = PyLong_AsSsize_t(key);
+        if (index == -1 && PyErr_Occurred()) {
+            goto done;
+        }
+        if (index < 0) {
+            PyErr_SetString(PyExc_ValueError, "indices must be non-negative");
+            goto done;
+        }
+        writes[written].index = index;
+        writes[written].payload = value == Py_None ? NULL : value;
+        payloads += value != Py_None;
+        written++;
+    }
+    if (written == 0) {
+        result = PyLong_FromSsize_t(0);
+        goto done;
+    }
+    /* ascending: every pass walks memory forward, and parents come out ascending */
+    qsort(writes, (size_t)written, sizeof(leaf_write), compare_writes);
+    /* every level must hold the highest written leaf's ancestor, and its pair below it */
+    Py_ssize_t highest = writes[written - 1].index;
+    for (Py_ssize_t level = 0; level <= depth; level++) {
+        Py_ssize_t ancestor = highest >> level;
+        if (ancestor >= stored[level] || (level > 0 && (ancestor << 1 | 1) >= stored[level - 1])) {
+            PyErr_SetString(PyExc_IndexError, "node index beyond the level's storage");
+            goto done;
+        }
+    }
+    Py_ssize_t hashes = 0;
+    /* The payloads are immutable bytes owned by the dict, which the caller holds, and the
+     * levels are not resized by anyone while the caller's single writer is here. */
+    Py_BEGIN_ALLOW_THREADS
+    unsigned char *leaves = buffers[0];
+    for (Py_ssize_t i = 0; i < written; i++) {
+        unsigned char *out = leaves + writes[i].index * HASH_BYTES;
+        if (writes[i].payload == NULL) {
+            memset(out, 0, HASH_BYTES);
+        } else {
+            sha256_leaf((const unsigned char *)PyBytes_AS_STRING(writes[i].payload),
+                        PyBytes_GET_SIZE(writes[i].payload), out);
+        }
+        dirty[i] = writes[i].index;
+    }
+    Py_ssize_t nodes = written;
+    for (Py_ssize_t level = 0; level < depth; level++) {
+        const unsigned char *below = buffers[level];
+        unsigned char *above = buffers[level + 1];
+        Py_ssize_t parents = 0;
+        for (Py_ssize_t i = 0; i < nodes; i++) {
+            Py_ssize_t parent = dirty[i] >> 1;
+            if (parents == 0 || dirty[parents - 1] != parent) {
+                dirty[parents++] = parent;
+            }
+        }
+        for (Py_ssize_t i = 0; i < parents; i++) {
+            sha256_node(below + dirty[i] * NODE_PREIMAGE_BYTES, above + dirty[i] * HASH_BYTES);
+        }
+        hashes += parents;
+        nodes = parents;
+    }
+    Py_END_ALLOW_THREADS
+    result = PyLong_FromSsize_t(payloads + hashes);
+done:
+    PyMem_Free(writes);
+    PyMem_Free(dirty);
+    return result;
+}
+
 static PyMethodDef native_methods[] = {
     {"write_leaves", write_leaves, METH_VARARGS, write_leaves_doc},
     {"rehash_parents", rehash_parents, METH_VARARGS, rehash_parents_doc},
     {"rehash_run", rehash_run, METH_VARARGS, rehash_run_doc},
+    {"check_leaves", check_leaves, METH_VARARGS, check_leaves_doc},
+    {"update_leaves", update_leaves, METH_VARARGS, update_leaves_doc},
     {NULL, NULL, 0, NULL},
 };
 

@@ -19,6 +19,7 @@ truncate).
 from __future__ import annotations
 
 import struct
+from typing import Final
 
 from rollbook.execution.options.smile import SviSmile
 from rollbook.execution.state import (
@@ -60,44 +61,46 @@ __all__ = [
     "withdrawal_leaf",
 ]
 
-STATE_ENCODING_VERSION = 1
+# Final: the compiled build (mypyc) inlines them instead of looking each up in the module's
+# globals per use (per record in ``changes``)
+STATE_ENCODING_VERSION: Final = 1
 
-LEAF_GLOBALS = 1
-LEAF_INDEX_PRICE = 2
-LEAF_MARKET = 3
-LEAF_SUBACCOUNT = 4
-LEAF_ORDER = 5
-LEAF_WITHDRAWAL = 6
-LEAF_LIQUIDATION = 7
-LEAF_OPTION_MARKET = 8
-LEAF_VOLATILITY = 9
-LEAF_OPTION_EXPIRY = 10
-LEAF_PORTFOLIO_MARGIN = 11
-LEAF_QUOTES = 12
+LEAF_GLOBALS: Final = 1
+LEAF_INDEX_PRICE: Final = 2
+LEAF_MARKET: Final = 3
+LEAF_SUBACCOUNT: Final = 4
+LEAF_ORDER: Final = 5
+LEAF_WITHDRAWAL: Final = 6
+LEAF_LIQUIDATION: Final = 7
+LEAF_OPTION_MARKET: Final = 8
+LEAF_VOLATILITY: Final = 9
+LEAF_OPTION_EXPIRY: Final = 10
+LEAF_PORTFOLIO_MARGIN: Final = 11
+LEAF_QUOTES: Final = 12
 
 LeafKey = tuple[int, ...] | tuple[int, bytes, int] | tuple[int, bytes, int, int]
 
-WORD_BYTES = 32
-_SUBACCOUNT_HEAD_WORDS = 5  # kind, owner, number, offset of collaterals, offset of positions
-_COLLATERAL_WORDS = 2
-_POSITION_WORDS = 6
+WORD_BYTES: Final = 32
+_SUBACCOUNT_HEAD_WORDS: Final = 5  # kind, owner, number, offset of collaterals, offset of positions
+_COLLATERAL_WORDS: Final = 2
+_POSITION_WORDS: Final = 6
 
 # Static leaves whose fields are all unsigned and below 2**64 pack in one call: each word is 24
 # zero bytes and a u64 (an address word is 12 zero bytes and the 20 address bytes).
 _U64 = "24xQ"
 _ADDRESS = "12x20s"
-_ORDER = struct.Struct(">" + _U64 * 3 + _ADDRESS + _U64 * 7)
-_WITHDRAWAL = struct.Struct(">" + _U64 * 2 + _ADDRESS + _U64 * 3)
-_LIQUIDATION = struct.Struct(">" + _U64 * 2 + _ADDRESS + _U64 * 2)
+_ORDER: Final = struct.Struct(">" + _U64 * 3 + _ADDRESS + _U64 * 7)
+_WITHDRAWAL: Final = struct.Struct(">" + _U64 * 2 + _ADDRESS + _U64 * 3)
+_LIQUIDATION: Final = struct.Struct(">" + _U64 * 2 + _ADDRESS + _U64 * 2)
 
 
-_u64_word = struct.Struct(">24xQ").pack  # one word holding a value below 2**64
-_ADDRESS_PAD = bytes(12)
-_COLLATERALS_OFFSET = _SUBACCOUNT_HEAD_WORDS * WORD_BYTES
+_u64_word: Final = struct.Struct(">24xQ").pack  # one word holding a value below 2**64
+_ADDRESS_PAD: Final = bytes(12)
+_COLLATERALS_OFFSET: Final = _SUBACCOUNT_HEAD_WORDS * WORD_BYTES
 # kind, owner, number, the two array offsets, and the collaterals' length
-_SUBACCOUNT_HEAD = struct.Struct(">" + _U64 + _ADDRESS + _U64 * 4)
-_COLLATERAL_PACK = struct.Struct(">" + _U64 + "32s").pack  # group, signed collateral
-_POSITION_PACK = struct.Struct(">" + _U64 * 2 + "32s32s" + _U64 * 2).pack
+_SUBACCOUNT_HEAD: Final = struct.Struct(">" + _U64 + _ADDRESS + _U64 * 4)
+_COLLATERAL_PACK: Final = struct.Struct(">" + _U64 + "32s").pack  # group, signed collateral
+_POSITION_PACK: Final = struct.Struct(">" + _U64 * 2 + "32s32s" + _U64 * 2).pack
 assert struct.calcsize(">" + _U64 * 2 + "32s32s" + _U64 * 2) == _POSITION_WORDS * WORD_BYTES
 
 

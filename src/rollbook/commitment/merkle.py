@@ -92,6 +92,9 @@ try:  # the hashing loops in C (optional, built by setup.py); the loops below ar
 except ImportError:  # not built on this machine: the pure-Python loops
     _NATIVE = None
 NATIVE_AVAILABLE = _NATIVE is not None
+# the whole-batch functions (check_leaves, update_leaves) came after the per-level ones: an
+# extension built before them still serves the per-level path until it is rebuilt
+_NATIVE_BATCHES = _NATIVE is not None and hasattr(_NATIVE, "update_leaves")
 
 __all__ = [
     "DEPTH_MAX",
@@ -247,10 +250,22 @@ class MerkleTree:
 
         The whole batch is checked first; on an error nothing is written.
         """
+        native = _NATIVE if self._native else None
+        if native is not None and _NATIVE_BATCHES and type(updates) is dict and updates:
+            # the whole batch in C: one pass checks it, one writes and rehashes it (per leaf
+            # no Python step, where the loops below take several); anything the C check does
+            # not pass goes to the reference checks, which raise with their own messages
+            highest = native.check_leaves(updates, min(self._capacity, LEAF_SLOTS_MAX),
+                                          LEAF_PAYLOAD_BYTES_MAX)
+            if highest >= 0:
+                self._grow(highest + 1)
+                hashes: int = native.update_leaves(self._levels, updates)
+                return hashes
         self._check_indices(updates.keys())
         payloads = [payload for payload in updates.values() if payload is not None]
         _check_payloads(payloads)
-        native = _NATIVE if self._native else None
+        assert native is None or not _NATIVE_BATCHES or not updates or type(updates) is not dict, \
+            "check_leaves refused a batch that the reference checks pass"
         if native is not None and updates:
             ascending = sorted(updates)
             self._grow(ascending[-1] + 1)

@@ -29,7 +29,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from rollbook.commitment.changes import all_leaves, collect_updates, place_updates
+from rollbook.commitment.changes import (
+    all_leaves,
+    collect_updates,
+    place_updates,
+    store_leaves,
+)
 from rollbook.commitment.leaves import LeafKey, globals_leaf
 from rollbook.commitment.merkle import MerkleTree, hash_leaf
 from rollbook.execution.state import GroupKey, State
@@ -111,11 +116,7 @@ class StateCommitment:
         slot_updates, self._next_slot = place_updates(self._slots, self._free, self._next_slot,
                                                       updates)
         slot_updates[GLOBALS_SLOT] = globals_leaf(state)
-        leaves = self._leaves
-        if self._next_slot > len(leaves):  # slots are taken in order: grow to the highest
-            leaves.extend([None] * (self._next_slot - len(leaves)))
-        for slot, leaf in slot_updates.items():
-            leaves[slot] = leaf
+        store_leaves(self._leaves, slot_updates, self._next_slot)
         self._tree.set_leaves(slot_updates)
         return self._tree.root()
 

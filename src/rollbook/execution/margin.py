@@ -40,9 +40,8 @@ from rollbook.execution.state import MarginGroup, MarketState
 from rollbook.execution.units import (
     NANOUNITS_PER_UNIT,
     PPM,
-    abs_int,
     div_ceil,
-    max_int,
+    max_abs_int,
     mul,
     mul_div_ceil,
     mul_div_floor,
@@ -102,13 +101,16 @@ def group_risk(markets: dict[int, MarketState], group: MarginGroup, market_id: i
 
 def meets_initial_after(markets: dict[int, MarketState], group: MarginGroup, market_id: int,
                         d_size_lots: int, d_bid_lots: int, d_ask_lots: int,
-                        d_collateral_quantums: int) -> bool:
+                        d_collateral_quantums: int, market: MarketState | None = None) -> bool:
     """``group_risk(...)`` equity >= initial, computed in one pass without maintenance.
 
     The hot path: it is the first clause of ``change_acceptable`` and settles almost every
     order, so callers try it first and fall back to the full rule only when it fails. Same
     arithmetic and rounding as ``group_risk`` (tests compare the two on random groups).
+    ``market``, when given, is ``markets[market_id]``, which the callers hold (it spares the
+    loop the lookup of the traded market, the one every order's group holds).
     """
+    assert market is None or market.config.market_id == market_id
     if group.uses_engine:
         risk = options_group_risk(markets, group, {market_id: (d_size_lots, d_bid_lots,
                                                                d_ask_lots)},
@@ -117,7 +119,10 @@ def meets_initial_after(markets: dict[int, MarketState], group: MarginGroup, mar
     equity = group.collateral_quantums + d_collateral_quantums
     initial = 0
     adjusted = False
-    for position_market_id, position in group.positions.items():
+    # values, not items: the record carries its market id, and an items walk builds and unboxes
+    # a key per position
+    for position in group.positions.values():
+        position_market_id = position.market_id
         size = position.size_lots
         bids = position.open_bid_lots
         asks = position.open_ask_lots
@@ -126,15 +131,17 @@ def meets_initial_after(markets: dict[int, MarketState], group: MarginGroup, mar
             bids += d_bid_lots
             asks += d_ask_lots
             adjusted = True
-        market = markets[position_market_id]
-        config = market.config
-        price_lot = mul(market.index_price_quantums, config.lot_size_nanounits)
+        position_market = (market if position_market_id == market_id and market is not None
+                           else markets[position_market_id])
+        config = position_market.config
+        price_lot = mul(position_market.index_price_quantums, config.lot_size_nanounits)
         equity += mul_div_floor(size, price_lot, NANOUNITS_PER_UNIT)
-        worst = max_int(abs_int(size + bids), abs_int(size - asks))
+        worst = max_abs_int(size + bids, size - asks)
         initial += tiered_requirement_quantums(mul_div_ceil(worst, price_lot, NANOUNITS_PER_UNIT),
                                                config.margin_tiers, True)
     if not adjusted:
-        market = markets[market_id]
+        if market is None:
+            market = markets[market_id]
         if market.option is not None:  # a first order in an option market
             risk = options_group_risk(markets, group, {market_id: (d_size_lots, d_bid_lots,
                                                                    d_ask_lots)},

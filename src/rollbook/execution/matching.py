@@ -31,8 +31,7 @@ cancelled rather than rested, so the book is never left crossed.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-from typing import Final
+from typing import Any, Final, cast
 
 from rollbook.execution.events import CancelReason
 from rollbook.execution.margin import (
@@ -46,7 +45,7 @@ from rollbook.execution.positions import (
     consume_maker_lots,
     release_position_if_empty,
     remove_resting_order,
-    settle_trade_side,
+    settle_trade_side_unmarked,
 )
 from rollbook.execution.receipts import Fill, OrderCancelled
 from rollbook.execution.state import MarginGroup, MarketState, Order, Position, State
@@ -109,12 +108,12 @@ def _largest_fill_under_cap(taker_size_lots: int, maker_size_lots: int, is_buy: 
     return low
 
 
-def _maker_acceptable(markets: dict[int, MarketState], delta: _MakerDelta, market_id: int,
-                      d_size_lots: int, d_bid_lots: int, d_ask_lots: int,
+def _maker_acceptable(markets: dict[int, MarketState], market: MarketState, delta: _MakerDelta,
+                      market_id: int, d_size_lots: int, d_bid_lots: int, d_ask_lots: int,
                       d_collateral_quantums: int) -> bool:
     group = delta.group
     if meets_initial_after(markets, group, market_id, d_size_lots, d_bid_lots, d_ask_lots,
-                           d_collateral_quantums):
+                           d_collateral_quantums, market):
         return True
     if delta.before is None:
         delta.before = group_risk(markets, group)
@@ -161,19 +160,35 @@ def plan_match(state: State, market: MarketState, taker_group: MarginGroup, take
     oi_max = config.open_interest_lots_max
     taker_position = taker_group.positions.get(market_id)
     taker_size = 0 if taker_position is None else taker_position.size_lots
-    makers: dict[int, _MakerDelta] = {}
+    # keyed by the group record itself (it hashes by identity, like ``id``, without boxing an id)
+    makers: dict[MarginGroup, _MakerDelta] = {}
     remaining = size_lots
-    # planning never mutates the book, so the price lists are walked in place, best first
+    # planning never mutates the book, so the price list is walked in place by index, best
+    # first (a native loop: no ``reversed`` object, no boxed prices from a generic iterator)
     if is_buy:
         levels = book.asks
-        prices: Iterable[int] = book.ask_prices
+        prices = book.ask_prices
+        price_index = 0
+        price_step = 1
     else:
         levels = book.bids
-        prices = reversed(book.bid_prices)
-    for price in prices:
+        prices = book.bid_prices
+        price_index = len(prices) - 1
+        price_step = -1
+    price_count = len(prices)
+    # the list's elements are the level dict's key objects (``OrderBook.add``): a level is
+    # found by the element itself, an identity hit, not by a freshly boxed equal int
+    price_keys = cast("list[Any]", prices)
+    while 0 <= price_index < price_count:
+        price_key: Any = price_keys[price_index]
+        price: int = price_key
+        price_index += price_step
         if (price > limit_price_ticks) if is_buy else (price < limit_price_ticks):
             break
-        order: Order | None = levels[price].head
+        # the value of one lot at this price, >= 0: a fill's quote is fill x this, so every
+        # product has non-negative factors (the compiled build's native multiply)
+        lot_quantums = price * quantums_per_lot_tick
+        order: Order | None = levels[price_key].head
         while order is not None:
             maker_sub = order.subaccount
             if maker_sub.owner == taker_owner:
@@ -196,10 +211,10 @@ def plan_match(state: State, market: MarketState, taker_group: MarginGroup, take
             fill = remaining if remaining < order.size_lots else order.size_lots
             signed = fill if is_buy else -fill  # the taker's position change
             maker_group = order.position.group
-            delta = makers.get(id(maker_group))
+            delta = makers.get(maker_group)
             if delta is None:
                 delta = _MakerDelta(maker_group)
-                makers[id(maker_group)] = delta
+                makers[maker_group] = delta
             maker_size = order.position.size_lots + delta.size_lots
             oi_change = _oi_change_lots(taker_size, maker_size, signed)
             capped = oi_change > 0 and oi + oi_change > oi_max
@@ -211,13 +226,14 @@ def plan_match(state: State, market: MarketState, taker_group: MarginGroup, take
                     return plan
                 signed = fill if is_buy else -fill
                 oi_change = _oi_change_lots(taker_size, maker_size, signed)
-            quote = signed * price * quantums_per_lot_tick
-            notional = quote if quote >= 0 else -quote
+            notional = fill * lot_quantums
+            quote = notional if is_buy else -notional  # signed * price * quantums_per_lot_tick
             maker_fee = fee_quantums(notional, maker_fee_ppm)
             bid_change = -fill if order.is_buy else 0
             ask_change = 0 if order.is_buy else -fill
-            if not _maker_acceptable(markets, delta, market_id, delta.size_lots - signed,
-                                     delta.bid_lots + bid_change, delta.ask_lots + ask_change,
+            if not _maker_acceptable(markets, market, delta, market_id,
+                                     delta.size_lots - signed, delta.bid_lots + bid_change,
+                                     delta.ask_lots + ask_change,
                                      delta.collateral_quantums + quote - maker_fee):
                 plan.steps.append((order, 0, _MAKER_MARGIN, 0, 0))
                 order = order.next
@@ -261,6 +277,7 @@ def apply_plan(state: State, market: MarketState, plan: MatchPlan, taker_positio
     fee_cap_left = taker_fee_cap_quantums
     fees_charged = 0
     maker_fees = 0
+    filled = False
     for order, fill, cancel_reason, maker_fee, planned_taker_fee in plan.steps:
         if cancel_reason:
             events.append(OrderCancelled(order.order_id, market_id, order.size_lots,
@@ -272,13 +289,19 @@ def apply_plan(state: State, market: MarketState, plan: MatchPlan, taker_positio
             continue
         price = order.price_ticks
         maker_position = order.position
+        # marks the maker's subaccount touched (the trade below is settled unmarked)
+        assert order.subaccount is maker_position.group.subaccount
         consume_maker_lots(state, market, order, fill)
         signed = fill if taker_is_buy else -fill
-        quote = signed * price * quantums_per_lot_tick
+        # signed * price * quantums_per_lot_tick, multiplied with non-negative factors (a
+        # negative factor takes the compiled build's slow, boxed multiply)
+        notional = fill * price * quantums_per_lot_tick
+        quote = notional if taker_is_buy else -notional
         taker_fee = planned_taker_fee if planned_taker_fee < fee_cap_left else fee_cap_left
         fee_cap_left -= taker_fee
-        settle_trade_side(state, market, taker_position, signed, quote, taker_fee)
-        settle_trade_side(state, market, maker_position, -signed, -quote, maker_fee)
+        filled = True
+        settle_trade_side_unmarked(market, taker_position, signed, quote, taker_fee)
+        settle_trade_side_unmarked(market, maker_position, -signed, -quote, maker_fee)
         release_position_if_empty(maker_position)
         fees_charged += taker_fee
         maker_fees += maker_fee
@@ -286,6 +309,9 @@ def apply_plan(state: State, market: MarketState, plan: MatchPlan, taker_positio
         events.append(Fill(market_id, order.order_id, taker_order_id, maker_sub.owner,
                            maker_sub.number, taker_sub.owner, taker_sub.number, taker_is_buy,
                            price, fill, maker_fee, taker_fee))
+    if filled:  # the marks settle_trade_side would set per fill, set once
+        state.touched_subaccounts.add(taker_sub)
+        state.touched_markets.add(market_id)
     if taker_fees_to_insurance:
         state.insurance.cross.collateral_quantums += fees_charged
         state.fee_pool_quantums += maker_fees

@@ -46,7 +46,7 @@ from rollbook.execution.txs import (
     Side,
     TimeInForce,
 )
-from rollbook.execution.units import PPM, abs_int, max_int, mul
+from rollbook.execution.units import PPM, abs_int, max_abs_int, mul
 
 __all__ = [
     "PRICE_TICKS_MAX",
@@ -241,9 +241,8 @@ def _worst_case_not_increased(position: Position | None, d_bid_lots: int,
     size = position.size_lots
     bids = position.open_bid_lots
     asks = position.open_ask_lots
-    worst_before = max_int(abs_int(size + bids), abs_int(size - asks))
-    return max_int(abs_int(size + bids + d_bid_lots),
-                   abs_int(size - asks - d_ask_lots)) <= worst_before
+    worst_before = max_abs_int(size + bids, size - asks)
+    return max_abs_int(size + bids + d_bid_lots, size - asks - d_ask_lots) <= worst_before
 
 
 def _check_taker_margin(state: State, market: MarketState, group: MarginGroup,
@@ -269,7 +268,8 @@ def _check_taker_margin(state: State, market: MarketState, group: MarginGroup,
         d_size = plan.filled_lots if is_buy else -plan.filled_lots
         d_collateral = -plan.quote_quantums - plan.taker_fee_quantums
     markets = state.markets
-    if meets_initial_after(markets, group, market_id, d_size, d_bid, d_ask, d_collateral):
+    if meets_initial_after(markets, group, market_id, d_size, d_bid, d_ask, d_collateral,
+                           market):
         return  # the rule's first clause holds; the full rule below is for the rest
     before = group_risk(markets, group)
     after = group_risk(markets, group, market_id, d_size, d_bid, d_ask, d_collateral)

@@ -23,7 +23,7 @@ from rollbook.execution.state import (
     State,
     Subaccount,
 )
-from rollbook.execution.units import max_int, mul_div_floor
+from rollbook.execution.units import abs_int, max_int, mul_div_floor
 
 __all__ = [
     "consume_maker_lots",
@@ -32,6 +32,7 @@ __all__ = [
     "remove_resting_order",
     "rest_order",
     "settle_trade_side",
+    "settle_trade_side_unmarked",
     "shrink_resting_order",
 ]
 
@@ -63,28 +64,41 @@ def settle_trade_side(state: State, market: MarketState, position: Position,
                       size_lots_signed: int, quote_quantums_signed: int,
                       fee_quantums: int) -> None:
     """Apply one side of a trade: ``size_lots_signed`` > 0 buys, paying ``quote``."""
+    state.touched_subaccounts.add(position.group.subaccount)
+    state.touched_markets.add(position.market_id)
+    settle_trade_side_unmarked(market, position, size_lots_signed, quote_quantums_signed,
+                               fee_quantums)
+
+
+def settle_trade_side_unmarked(market: MarketState, position: Position, size_lots_signed: int,
+                               quote_quantums_signed: int, fee_quantums: int) -> None:
+    """``settle_trade_side`` without marking the subaccount and the market touched.
+
+    For a caller that marks them once for many trades (a sweep marks the taker and the market
+    once, and each maker's order removal or shrink marks the maker): the marks are set lookups,
+    a fixed part of every fill otherwise.
+    """
     assert size_lots_signed != 0
     group = position.group
-    state.touched_subaccounts.add(group.subaccount)
-    state.touched_markets.add(position.market_id)
     group.collateral_quantums -= quote_quantums_signed + fee_quantums
     old = position.size_lots
     new = old + size_lots_signed
     if old == 0 or (old > 0) == (size_lots_signed > 0):
         position.entry_notional_quantums += quote_quantums_signed
     elif (new > 0) == (old > 0) or new == 0:
-        # proportional reduction: entry * new / old, rounded toward zero
-        sign = 1 if old > 0 else -1
+        # proportional reduction: entry * new / old, rounded toward zero (the magnitudes by
+        # negation, not by multiplying with a sign: a negative factor takes the compiled
+        # build's slow, boxed multiply)
         position.entry_notional_quantums = mul_div_floor(
-            position.entry_notional_quantums, new * sign, old * sign)
+            position.entry_notional_quantums, new if old > 0 else -new, abs_int(old))
     else:
         # flip: what remains was opened at this trade's average price, quote * new / size,
         # rounded toward zero. Exact for book fills (quote is size x a whole per-lot price);
         # a backstop takes a position at the bankruptcy quote, which need not be a multiple
         # of its size, so the division cannot be assumed exact.
-        sign = 1 if size_lots_signed > 0 else -1
-        position.entry_notional_quantums = mul_div_floor(quote_quantums_signed, new * sign,
-                                                         size_lots_signed * sign)
+        position.entry_notional_quantums = mul_div_floor(
+            quote_quantums_signed, new if size_lots_signed > 0 else -new,
+            abs_int(size_lots_signed))
     position.size_lots = new
     market.open_interest_lots += max_int(new, 0) - max_int(old, 0)
     key = group.key

@@ -38,9 +38,9 @@ commitment, whose result does not depend on their order.)
 
 from __future__ import annotations
 
-from bisect import bisect_left, insort
+from bisect import insort
 from dataclasses import dataclass
-from typing import Final
+from typing import Any, Final, cast
 
 # mypyc_attr(allow_interpreted_subclasses=True) on the classes below: with it a mypyc-compiled
 # class keeps a Python-level ``__new__`` that does not run ``__init__``, which is what
@@ -213,6 +213,24 @@ class PriceLevel:
         self.order_count = 0
 
 
+def _bisect_left(prices: list[int], price_ticks: int) -> int:
+    """``bisect.bisect_left(prices, price_ticks)`` on an ascending list, as a native loop.
+
+    The ``bisect`` functions are Python-level calls from the compiled build that box the price
+    and compare boxed ints; a level's insertion point equals ``insort``'s there, since a new
+    level's price is not yet in the list.
+    """
+    low = 0
+    high = len(prices)
+    while low < high:
+        middle = (low + high) >> 1  # an index midpoint, not an amount: no rounding to state
+        if prices[middle] < price_ticks:
+            low = middle + 1
+        else:
+            high = middle
+    return low
+
+
 class OrderBook:
     """Price-time priority book of one market.
 
@@ -243,11 +261,15 @@ class OrderBook:
         else:
             levels = self.asks
             prices = self.ask_prices
-        level = levels.get(order.price_ticks)
+        # one int object for the level's dict key and its entry in the price list (the compiled
+        # build boxes an int at each use): ``plan_match`` reads the list's element and finds the
+        # level by that same object, an identity hit that skips comparing two equal ints
+        price_key: Any = order.price_ticks
+        level = levels.get(price_key)
         if level is None:
             level = PriceLevel(order.price_ticks)
-            levels[order.price_ticks] = level
-            insort(prices, order.price_ticks)
+            levels[price_key] = level
+            prices.insert(_bisect_left(prices, order.price_ticks), price_key)
         order.level = level
         order.prev = level.tail
         order.next = None
@@ -289,10 +311,12 @@ class OrderBook:
         else:
             levels = self.asks
             prices = self.ask_prices
-        del levels[price_ticks]
-        index = bisect_left(prices, price_ticks)
+        index = _bisect_left(prices, price_ticks)
         assert prices[index] == price_ticks
-        del prices[index]
+        # the list's element is the dict's key object (see ``add``): deleting by it is an
+        # identity hit, with no freshly boxed price
+        price_key: Any = cast("list[Any]", prices).pop(index)
+        del levels[price_key]
 
     def iter_orders(self, is_buy: bool) -> list[Order]:
         """Every order of one side, best price first, in time priority within a level."""

@@ -187,8 +187,17 @@ _BATCH_FULL: Final = Receipt(ErrorCode.BATCH_COST_LIMIT,
 
 def apply_transaction(state: State, tx: Transaction) -> Receipt:
     """Apply one transaction; a rejection returns its receipt and leaves the state untouched."""
+    return _apply_transaction(state, tx, [])
+
+
+def _apply_transaction(state: State, tx: Transaction, events: list[object]) -> Receipt:
+    """``apply_transaction`` with the events collected in ``events``, empty before and after.
+
+    ``apply_batch`` passes one list for the whole batch: a list built and freed per transaction
+    is a fixed part of every order's cost. The receipt holds a tuple copy, never the list.
+    """
+    assert not events, "the events list starts empty"
     kind = type(tx)
-    events: list[object] = []
     # the order kinds (nearly all traffic) are called by name, which the compiled build turns
     # into native calls (a call through the table or through ``orders.`` is a Python-level
     # call); the base costs are the table's, and it holds the same functions (asserted)
@@ -214,11 +223,13 @@ def apply_transaction(state: State, tx: Transaction) -> Receipt:
         else:
             _DISPATCH[kind][0](state, tx, events)
     except TxRejected as rejected:
+        events.clear()  # what a rejected handler appended before raising is dropped
         return Receipt(rejected.code, rejected.message, (), base)
     if not events:
         return Receipt(_OK, "", (), base)
     typed_events: tuple[Event, ...] = tuple(events)  # type: ignore[arg-type]
-    return Receipt(_OK, "", typed_events, base + EVENT_COST_UNITS * len(events))
+    events.clear()
+    return Receipt(_OK, "", typed_events, base + EVENT_COST_UNITS * len(typed_events))
 
 
 def begin_batch(state: State, index: int, timestamp_ms: int) -> None:
@@ -245,6 +256,7 @@ def apply_batch(state: State, batch: Batch) -> list[Receipt]:
     # the order kinds' bounds read once (a dict lookup per transaction costs more than the checks)
     place_bound = bounds[PlaceOrder]
     cancel_bound = bounds[CancelOrder]
+    events: list[object] = []  # reused by every transaction (see _apply_transaction)
     for tx in batch.transactions:
         kind = type(tx)
         if kind is PlaceOrder:
@@ -254,12 +266,13 @@ def apply_batch(state: State, batch: Batch) -> list[Receipt]:
         else:
             bound = bounds.get(kind)
         if bound is None:
-            receipts.append(apply_transaction(state, tx))  # an unknown kind: a rejection receipt
+            # an unknown kind: a rejection receipt
+            receipts.append(_apply_transaction(state, tx, events))
             continue
         if used + bound > limit:
             receipts.append(_BATCH_FULL)
             continue
-        receipt = apply_transaction(state, tx)
+        receipt = _apply_transaction(state, tx, events)
         used += receipt.cost_units
         receipts.append(receipt)
     return receipts

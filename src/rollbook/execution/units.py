@@ -39,6 +39,7 @@ __all__ = [
     "div_ceil",
     "div_floor",
     "div_trunc",
+    "max_abs_int",
     "max_int",
     "mul",
     "mul_div_ceil",
@@ -51,7 +52,16 @@ NANOUNITS_PER_UNIT: Final = 10**9
 # factors whose bit lengths sum to at most this have a product below 2**62 in magnitude, which
 # a signed 64-bit word holds (and mypyc's tagged ints hold unboxed)
 _MACHINE_PRODUCT_BITS: Final = 62
-_MACHINE_DIVISOR_BITS: Final = 63  # a positive i64
+# a divisor up to this is a positive i64 and, in the compiled build, an unboxed int (2**62 and
+# above are boxed), so the bound is checked by an inline comparison
+_MACHINE_DIVISOR_MAX: Final = 2**62 - 1
+# a factor below the narrow bound times one below the wide bound (in magnitude) is below 2**62:
+# checked by comparisons, which the compiled build does inline, before the bit lengths (each a
+# call). Shaped for the hot products: a price or notional in quantums (< 2**42, $4.4M) times a
+# lot size, a tick size or a ppm rate (< 2**20), in either order
+_NARROW_FACTOR_BOUND: Final = 2**20
+_WIDE_FACTOR_BOUND: Final = 2**42
+assert _NARROW_FACTOR_BOUND * _WIDE_FACTOR_BOUND == 2**_MACHINE_PRODUCT_BITS
 
 
 def div_floor(numerator: int, denominator: int) -> int:
@@ -75,6 +85,16 @@ def div_trunc(numerator: int, denominator: int) -> int:
 
 def mul(left: int, right: int) -> int:
     """``left * right``, exactly (machine arithmetic in the compiled build when it fits)."""
+    if -_NARROW_FACTOR_BOUND < right < _NARROW_FACTOR_BOUND:
+        if -_WIDE_FACTOR_BOUND < left < _WIDE_FACTOR_BOUND:
+            wide_left: i64 = left
+            narrow_right: i64 = right
+            return wide_left * narrow_right
+    elif (-_NARROW_FACTOR_BOUND < left < _NARROW_FACTOR_BOUND
+          and -_WIDE_FACTOR_BOUND < right < _WIDE_FACTOR_BOUND):
+        narrow_left: i64 = left
+        wide_right: i64 = right
+        return narrow_left * wide_right
     if left.bit_length() + right.bit_length() <= _MACHINE_PRODUCT_BITS:
         machine_left: i64 = left
         machine_right: i64 = right
@@ -86,8 +106,7 @@ def mul_div_floor(value: int, multiplier: int, denominator: int) -> int:
     """``floor(value * multiplier / denominator)`` without intermediate rounding."""
     assert denominator > 0, "divisor must be positive"
     value_bits = value.bit_length()
-    denominator_bits = denominator.bit_length()
-    if denominator_bits <= _MACHINE_DIVISOR_BITS:
+    if denominator <= _MACHINE_DIVISOR_MAX:  # compared inline; a bit length is a call
         if value_bits + multiplier.bit_length() <= _MACHINE_PRODUCT_BITS:
             machine_value: i64 = value
             machine_multiplier: i64 = multiplier
@@ -99,7 +118,7 @@ def mul_div_floor(value: int, multiplier: int, denominator: int) -> int:
         whole = multiplier // denominator
         part = multiplier % denominator
         if (value_bits + whole.bit_length() <= _MACHINE_PRODUCT_BITS
-                and value_bits + denominator_bits <= _MACHINE_PRODUCT_BITS):
+                and value_bits + denominator.bit_length() <= _MACHINE_PRODUCT_BITS):
             machine_value = value
             machine_whole: i64 = whole
             machine_part: i64 = part
@@ -111,13 +130,45 @@ def mul_div_floor(value: int, multiplier: int, denominator: int) -> int:
 
 
 def mul_div_ceil(value: int, multiplier: int, denominator: int) -> int:
-    """``ceil(value * multiplier / denominator)`` without intermediate rounding."""
-    return -mul_div_floor(-value, multiplier, denominator)  # ceil(x) == -floor(-x)
+    """``ceil(value * multiplier / denominator)`` without intermediate rounding.
+
+    ``mul_div_floor``'s paths with ceil(x) == -floor(-x) applied inside each (written out rather
+    than as ``-mul_div_floor(-value, ...)``: margin requirements and fees take this on every
+    order, and the extra call and negations cost a third of it in the compiled build).
+    """
+    assert denominator > 0, "divisor must be positive"
+    value_bits = value.bit_length()
+    if denominator <= _MACHINE_DIVISOR_MAX:  # compared inline; a bit length is a call
+        if value_bits + multiplier.bit_length() <= _MACHINE_PRODUCT_BITS:
+            machine_value: i64 = value
+            machine_multiplier: i64 = multiplier
+            machine_denominator: i64 = denominator
+            # |product| < 2**62, so its negation fits too
+            return -(-(machine_value * machine_multiplier) // machine_denominator)
+        # the split of mul_div_floor: value * whole + ceil(value * part / denominator)
+        whole = multiplier // denominator
+        part = multiplier % denominator
+        if (value_bits + whole.bit_length() <= _MACHINE_PRODUCT_BITS
+                and value_bits + denominator.bit_length() <= _MACHINE_PRODUCT_BITS):
+            machine_value = value
+            machine_whole: i64 = whole
+            machine_part: i64 = part
+            machine_denominator = denominator
+            return (machine_value * machine_whole
+                    - (-(machine_value * machine_part)) // machine_denominator)
+    return -(-(value * multiplier) // denominator)
 
 
 def abs_int(value: int) -> int:
     """``abs(value)`` (the builtin boxes its argument in the compiled build)."""
     return value if value >= 0 else -value
+
+
+def max_abs_int(left: int, right: int) -> int:
+    """``max(abs(left), abs(right))`` in one call (margin's worst-case lots take it per order)."""
+    left_abs = left if left >= 0 else -left
+    right_abs = right if right >= 0 else -right
+    return left_abs if left_abs >= right_abs else right_abs
 
 
 def max_int(left: int, right: int) -> int:

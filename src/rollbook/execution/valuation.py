@@ -23,7 +23,7 @@ from rollbook.execution.units import (
     PPM,
     abs_int,
     div_ceil,
-    max_int,
+    max_abs_int,
     mul,
     mul_div_ceil,
     mul_div_floor,
@@ -89,7 +89,7 @@ def perpetual_position_risk(market: MarketState, size_lots: int, bid_lots: int,
     config = market.config
     lot = config.lot_size_nanounits
     value = position_value_quantums(size_lots, price, lot)
-    worst_lots = max_int(abs_int(size_lots + bid_lots), abs_int(size_lots - ask_lots))
+    worst_lots = max_abs_int(size_lots + bid_lots, size_lots - ask_lots)
     initial = tiered_requirement_quantums(notional_quantums(worst_lots, price, lot),
                                           config.margin_tiers, True)
     maintenance = tiered_requirement_quantums(notional_quantums(abs_int(size_lots), price, lot),

@@ -520,6 +520,18 @@ class Gateway:
         for market_id in wire.markets_of(action):
             if market_id != 0:
                 await self.check_market(market_id)
+        return self._signed_for(action)
+
+    def _markets_known(self, action: wire.SignedAction) -> bool:
+        """Whether every market ``action`` names is listed already (step 3 needs no wait)."""
+        known = self._market_ids
+        for market_id in wire.markets_of(action):
+            if market_id != 0 and market_id not in known:
+                return False
+        return True
+
+    def _signed_for(self, action: wire.SignedAction) -> SignedTransaction:
+        """Step 4 of the module docstring, once the markets are checked."""
         signed = wire.to_signed(action)
         if self.limiter is not None:
             self.limiter.acquire(signed.action.owner, action_cost_tokens(signed.action))
@@ -547,7 +559,9 @@ class Gateway:
         positions: list[int] = []
         for i, action in enumerate(batch):
             try:
-                to_node.append(await self._prepare(action))
+                # the common case without a coroutine per action: every market known already
+                to_node.append(self._signed_for(action) if self._markets_known(action)
+                               else await self._prepare(action))
                 positions.append(i)
             except ApiError as error:
                 results[i] = error_result(error)

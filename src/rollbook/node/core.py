@@ -140,6 +140,7 @@ from rollbook.node.views import (
     ScenarioView,
     TradeView,
 )
+from rollbook.runtime import SWITCH_INTERVAL
 from rollbook.sequencer.admission import AdmissionState
 from rollbook.sequencer.batch_data import (
     Entry,
@@ -191,6 +192,12 @@ GC_QUIET_S = 1.0
 GC_FULL_INTERVAL_S = 300.0
 GC_FULL_INTERVAL_MAX_S = 3_600.0
 STOP_TIMEOUT_S = 30.0  # threads get this long to drain on stop
+# The GIL's switch interval while the node runs (rollbook.runtime.SWITCH_INTERVAL): the event
+# loop, the recovery dispatcher and the committer come back from I/O (epoll, the workers' pipes,
+# fsync) many times a batch and each time wait for the GIL, which the sequencer and the event
+# loop hold in Python; with CPython's 5 ms default each of those waits can be 5 ms, which idles
+# the recovery workers between rounds and delays acknowledgements.
+NODE_SWITCH_INTERVAL_S = 0.0005
 QUERY_TIMEOUT_S = 30.0  # a blocking query or submission waits at most this long by default
 WAL_LOCK_WAIT_S = 5.0  # another process (another node, or an orphaned snapshot writer) holds it
 WAL_LOCK_POLL_S = 0.02
@@ -331,6 +338,7 @@ class Node:
         self._jobs_lock = threading.Lock()  # orders "closed" against every put of a job
         self._jobs_closed = False
         self._recoverers: list[threading.Thread] = []  # the recovery threads, or the dispatcher
+        self._switch_lowered = False  # holds rollbook.runtime.SWITCH_INTERVAL while running
         self._recovery: RecoveryProcesses | None = None  # the dispatcher's worker processes
         self._inbound: queue.SimpleQueue[tuple[Any, ...]] = queue.SimpleQueue()
         self._hub = FeedHub()
@@ -637,6 +645,8 @@ class Node:
     def _start_threads(self) -> None:
         engine = self._engine
         assert engine is not None
+        SWITCH_INTERVAL.lower(NODE_SWITCH_INTERVAL_S)
+        self._switch_lowered = True
         now = time.monotonic()
         self._next_oracle = now  # price the venue at once
         self._next_funding = now + self.config.heartbeat.funding_interval_ms / 1_000
@@ -732,6 +742,9 @@ class Node:
             self.link.close()
         self._threads = []
         self._running = False
+        if self._switch_lowered:
+            self._switch_lowered = False
+            SWITCH_INTERVAL.release()
 
     def _refuse_queued(self, refusal: BaseException) -> None:
         """Answer every inbound item nobody will sequence (the sequencer is gone)."""

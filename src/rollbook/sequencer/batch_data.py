@@ -107,27 +107,28 @@ __all__ = [
     "system_entry",
 ]
 
-BATCH_DATA_MAGIC = b"RBD"
-BATCH_DATA_VERSION = 1
-ENTRY_SIGNED = 1
-ENTRY_SYSTEM = 2
+# Final: the compiled build reads them as constants, not from the module's globals per entry
+BATCH_DATA_MAGIC: Final = b"RBD"
+BATCH_DATA_VERSION: Final = 1
+ENTRY_SIGNED: Final = 1
+ENTRY_SYSTEM: Final = 2
 # calldata of one settlement transaction: 1 MiB is above what public mempools relay (geth: 128
 # KiB per transaction), so the node's configured limit is the binding one; this bounds decoding
-BATCH_DATA_BYTES_MAX = 1 << 20
-BATCH_ENTRIES_MAX = 1 << 16
-ENTRY_BODY_BYTES_MAX = max(TRANSACTION_BYTES_MAX, SIGNED_TRANSACTION_BYTES_MAX)
+BATCH_DATA_BYTES_MAX: Final = 1 << 20
+BATCH_ENTRIES_MAX: Final = 1 << 16
+ENTRY_BODY_BYTES_MAX: Final = max(TRANSACTION_BYTES_MAX, SIGNED_TRANSACTION_BYTES_MAX)
 
 SYSTEM_TRANSACTION_TYPES: tuple[type, ...] = (
     Deposit, ForcedWithdrawal, OracleUpdate, FundingTick, ProcessLiquidations, ListOption,
     DelistOption, VolatilityUpdate, ExpireOptions,
 )
 
-_HEADER = struct.Struct(">3sBQQ32sI")
-_ENTRY_HEADER = struct.Struct(">BH")
-BATCH_HEADER_BYTES = _HEADER.size
-ENTRY_HEADER_BYTES = _ENTRY_HEADER.size
-_ROOT_BYTES = 32
-_U64_MAX = (1 << 64) - 1
+_HEADER: Final = struct.Struct(">3sBQQ32sI")
+_ENTRY_HEADER: Final = struct.Struct(">BH")
+BATCH_HEADER_BYTES: Final = _HEADER.size
+ENTRY_HEADER_BYTES: Final = _ENTRY_HEADER.size
+_ROOT_BYTES: Final = 32
+_U64_MAX: Final = (1 << 64) - 1
 assert ENTRY_BODY_BYTES_MAX < 1 << 16, "an entry length is a u16"
 assert BATCH_ENTRIES_MAX < 1 << 32, "the entry count is a u32"
 
@@ -140,10 +141,10 @@ def _probe() -> None:
 _COMPILED: Final = not isinstance(_probe, FunctionType)
 _set: Final = object.__setattr__  # the interpreted path of the declared __init__
 # agent actions change admission only; they cost the STF nothing
-_AGENT_ACTIONS = (RegisterAgent, RevokeAgent)
-_AGENT_RECEIPT = Receipt(ErrorCode.OK, "", (), 0)
-_BATCH_FULL = Receipt(ErrorCode.BATCH_COST_LIMIT, ERROR_MESSAGES[ErrorCode.BATCH_COST_LIMIT], (),
-                      0)
+_AGENT_ACTIONS: Final = (RegisterAgent, RevokeAgent)
+_AGENT_RECEIPT: Final = Receipt(ErrorCode.OK, "", (), 0)
+_BATCH_FULL: Final = Receipt(ErrorCode.BATCH_COST_LIMIT,
+                             ERROR_MESSAGES[ErrorCode.BATCH_COST_LIMIT], (), 0)
 
 
 class BatchDataError(ValueError):
@@ -236,6 +237,8 @@ def encode_entry(entry: Entry) -> bytes:
 
 def decode_entry(data: bytes | memoryview, offset: int = 0) -> tuple[Entry, int]:
     """The entry at ``offset`` and the offset after it; strict."""
+    if isinstance(data, bytes) and offset >= 0:
+        return _decode_entry(data, offset)
     if offset + ENTRY_HEADER_BYTES > len(data):
         raise BatchDataError(f"truncated entry header at {offset}")
     kind, length = _ENTRY_HEADER.unpack_from(data, offset)
@@ -245,7 +248,28 @@ def decode_entry(data: bytes | memoryview, offset: int = 0) -> tuple[Entry, int]
         raise BatchDataError(f"entry at {offset} runs past the end ({end} > {len(data)})")
     if length > ENTRY_BODY_BYTES_MAX:
         raise BatchDataError(f"entry body of {length} bytes")
-    body = bytes(data[start:end])
+    return _decode_body(kind, bytes(data[start:end]), offset, end)
+
+
+def _decode_entry(data: bytes, offset: int) -> tuple[Entry, int]:
+    """``decode_entry`` of ``bytes`` (every batch's entries): the header read by indexing and
+    the body by one slice, which the compiled build runs natively (no struct call, no copy)."""
+    assert offset >= 0
+    if offset + ENTRY_HEADER_BYTES > len(data):
+        raise BatchDataError(f"truncated entry header at {offset}")
+    kind = data[offset]
+    length = data[offset + 1] << 8 | data[offset + 2]  # ``_ENTRY_HEADER``: u8, then a u16
+    start = offset + ENTRY_HEADER_BYTES
+    end = start + length
+    if end > len(data):
+        raise BatchDataError(f"entry at {offset} runs past the end ({end} > {len(data)})")
+    if length > ENTRY_BODY_BYTES_MAX:
+        raise BatchDataError(f"entry body of {length} bytes")
+    return _decode_body(kind, data[start:end], offset, end)
+
+
+def _decode_body(kind: int, body: bytes, offset: int, end: int) -> tuple[Entry, int]:
+    """The entry of ``kind`` whose canonical ``body`` sat at ``offset`` (for the messages)."""
     if kind == ENTRY_SIGNED:
         try:
             signed = decode_signed_transaction(body)
@@ -303,7 +327,7 @@ def decode_batch_data(data: bytes) -> BatchData:
     entries: list[Entry] = []
     append = entries.append
     for _ in range(count):
-        entry, offset = decode_entry(data, offset)  # bytes: each body is sliced out once
+        entry, offset = _decode_entry(data, offset)  # bytes: each body is sliced out once
         append(entry)
     if offset != len(data):
         raise BatchDataError(f"{len(data) - offset} trailing bytes after {count} entries")
@@ -377,7 +401,9 @@ class BatchExecution:
             assert verified.signed is signed or verified.signed == signed
             self.admission.admit(verified, self.timestamp_ms)  # raises before any change
             action = signed.action
-            if isinstance(action, _AGENT_ACTIONS):
+            # the classes spelled out, not _AGENT_ACTIONS: compiled, a literal tuple of native
+            # classes is two type checks where a tuple object goes through the generic protocol
+            if isinstance(action, (RegisterAgent, RevokeAgent)):
                 receipt = _AGENT_RECEIPT
             else:
                 receipt = apply_transaction(self.state, action)

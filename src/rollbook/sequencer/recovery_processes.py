@@ -337,10 +337,14 @@ class PendingRecovery:
         if worker is None:
             return recover_signers(self.domain, self.signed)
         try:
-            answers = read_reply(worker.take(self._sequence),
-                                 len(self.signed) - len(self._refused))
+            reply = worker.take(self._sequence)
         except _WorkerGone:
             return recover_signers(self.domain, self.signed)
+        if not self._refused and len(reply) == len(self.signed) * ANSWER_BYTES:
+            recovered = _all_recovered(reply, self.signed)
+            if recovered is not None:
+                return recovered
+        answers = read_reply(reply, len(self.signed) - len(self._refused))
         results: list[VerifiedTransaction | AdmissionError] = []
         next_answer = iter(answers).__next__
         refused = self._refused
@@ -354,6 +358,23 @@ class PendingRecovery:
                            else VerifiedTransaction(signed, answer))
         assert len(results) == len(self.signed)
         return results
+
+
+def _all_recovered(reply: bytes, signed: list[SignedTransaction],
+                   ) -> list[VerifiedTransaction | AdmissionError] | None:
+    """The common reply, every signature recovered, paired in one pass (no list of addresses
+    between ``read_reply`` and the pairing); None when an answer is not "recovered", for
+    ``read_reply`` to read or refuse. ``reply`` holds exactly one answer per signature."""
+    assert len(reply) == len(signed) * ANSWER_BYTES
+    results: list[VerifiedTransaction | AdmissionError] = []
+    append = results.append
+    start = 0
+    for one in signed:
+        if reply[start] != _STATUS_RECOVERED:
+            return None
+        append(VerifiedTransaction(one, reply[start + 1:start + ANSWER_BYTES]))
+        start += ANSWER_BYTES
+    return results
 
 
 class RecoveryProcesses:

@@ -93,23 +93,25 @@ __all__ = [
     "signed_transaction_id",
 ]
 
-SIGNATURE_BYTES = 65
-SIGNED_ENCODING_VERSION = 1
+# Final here and below: the compiled build reads them as constants on the decoding path
+SIGNATURE_BYTES: Final = 65
+SIGNED_ENCODING_VERSION: Final = 1
 # the largest user action body is a MassQuote of MASS_QUOTE_QUOTES_MAX quotes (29 + 19 per
 # quote: 1,245 bytes at 64); the limit leaves room for growth and is checked against every body
 # layout below
-SIGNED_TRANSACTION_BYTES_MAX = 2048
+SIGNED_TRANSACTION_BYTES_MAX: Final = 2048
 RECOVERY_CHUNK_MAX = 256  # signatures per thread-pool task: amortises the task overhead
 
 _SECP256K1_HALF_N = SECP256K1_N // 2
 _V_BASE = 27  # Ethereum's v = 27 + recovery id; 0/1 and EIP-155 spellings are refused
 
-_KIND_TRANSACTION = 1
-_KIND_REGISTER_AGENT = 2
-_KIND_REVOKE_AGENT = 3
-_PREFIX = struct.Struct(">BBQ65s")
-_REGISTER_AGENT = struct.Struct(">20sBH20sQ")
-_REVOKE_AGENT = struct.Struct(">20s20s")
+_KIND_TRANSACTION: Final = 1
+_KIND_REGISTER_AGENT: Final = 2
+_KIND_REVOKE_AGENT: Final = 3
+_PREFIX: Final = struct.Struct(">BBQ65s")
+_PREFIX_BYTES: Final = _PREFIX.size
+_REGISTER_AGENT: Final = struct.Struct(">20sBH20sQ")
+_REVOKE_AGENT: Final = struct.Struct(">20s20s")
 
 
 def _probe() -> None:
@@ -151,10 +153,20 @@ class VerifiedTransaction:
     """A signed transaction with the address its signature recovers to.
 
     Only ``recover_signer``/``recover_signers`` should build these: admission trusts ``signer``.
+    One is built per recovered signature on the verifier's replay thread, so it declares its
+    ``__init__`` as ``SignedTransaction`` does (native slot writes when compiled).
     """
 
     signed: SignedTransaction
     signer: bytes
+
+    def __init__(self, signed: SignedTransaction, signer: bytes) -> None:
+        if _COMPILED:  # native slot writes (no __setattr__)
+            self.signed = signed  # type: ignore[misc]
+            self.signer = signer  # type: ignore[misc]
+        else:
+            _set(self, "signed", signed)
+            _set(self, "signer", signer)
 
 
 def sign_action(private_key: bytes, domain: Eip712Domain, action: UserAction,
@@ -242,7 +254,7 @@ _USER_STF_TYPES = (PlaceOrder, CancelOrder, CancelOrderByClientId, CancelAll, Mo
                    SetMmp, MassQuote)
 assert set(_USER_STF_TYPES) | {RegisterAgent, RevokeAgent} == set(USER_ACTION_TYPES)
 # decode_transaction builds exactly these classes (never subclasses): a set lookup decides
-_USER_STF_TYPE_SET = frozenset(_USER_STF_TYPES)
+_USER_STF_TYPE_SET: Final = frozenset(_USER_STF_TYPES)
 _ZERO = bytes(ADDRESS_BYTES)
 # every user layout is fixed-width but MassQuote's, which is bounded by its quote count: measure
 # the widest against the limit, so that a layout change in rollbook.execution.encoding cannot
@@ -286,12 +298,14 @@ def encode_signed_transaction(signed: SignedTransaction) -> bytes:
 
 def decode_signed_transaction(data: bytes) -> SignedTransaction:
     """The signed transaction of canonical bytes; ``MALFORMED_ENCODING`` for anything else."""
-    if not _PREFIX.size < len(data) <= SIGNED_TRANSACTION_BYTES_MAX:
+    if not _PREFIX_BYTES < len(data) <= SIGNED_TRANSACTION_BYTES_MAX:
         raise AdmissionError(AdmissionCode.MALFORMED_ENCODING, f"length {len(data)}")
     version, kind, nonce_ms, signature = _PREFIX.unpack_from(data)
     if version != SIGNED_ENCODING_VERSION:
         raise AdmissionError(AdmissionCode.MALFORMED_ENCODING, f"version {version}")
-    body = bytes(data[_PREFIX.size:])  # no copy for a bytes ``data``: slicing made it
+    body = data[_PREFIX_BYTES:]
+    if type(body) is not bytes:  # a bytes ``data`` sliced to bytes already: no second copy
+        body = bytes(body)
     action: UserAction
     if kind == _KIND_TRANSACTION:
         try:

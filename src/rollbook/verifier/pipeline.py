@@ -34,9 +34,9 @@ before CPython makes the holder drop it, so a recovery thread can sit idle for m
 batch's execution (measured on the 2-core bench machine, at times: 150 to 450 of 6,000
 recoveries completed while batches executed, 2,200 to 4,000 with the interval lowered). While a
 pipeline is open the interpreter's switch interval is lowered to ``RECOVERY_SWITCH_INTERVAL_S``
-(process-wide: the interval is one setting of the interpreter; the previous value comes back
-when the last open pipeline shuts down). It changes when threads switch, never what any of them
-computes.
+(process-wide, through ``rollbook.runtime.SWITCH_INTERVAL``, which a node in the same process
+holds too: the previous value comes back when the last holder lets go). It changes when
+threads switch, never what any of them computes.
 
 Limits: at most ``PREFETCH_BATCHES_MAX`` batches are held ahead. A batch is recovered on at
 most ``lanes`` threads or processes at once; its chunks are not split further.
@@ -44,13 +44,13 @@ most ``lanes`` threads or processes at once; its chunks are not split further.
 
 from __future__ import annotations
 
-import sys
-import threading
+import operator
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import Executor, Future, ThreadPoolExecutor
 from typing import Any, ParamSpec, TypeVar
 
+from rollbook.runtime import SWITCH_INTERVAL
 from rollbook.sequencer.batch_data import BatchData, SignedEntry
 from rollbook.sequencer.eip712 import Eip712Domain
 from rollbook.sequencer.errors import AdmissionError
@@ -75,33 +75,6 @@ assert PREFETCH_AHEAD_BATCHES < PREFETCH_BATCHES_MAX
 # intervals from 0.1 ms to 1 ms measured alike (recovery threads kept busy while the STF runs),
 # 5 ms at times let them finish half as many: the middle of that range, on a log scale
 RECOVERY_SWITCH_INTERVAL_S = 0.0003
-
-
-class _SwitchInterval:
-    """The interpreter's switch interval, lowered while at least one pipeline is open."""
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._open = 0
-        self._previous = 0.0
-
-    def lower(self, interval_s: float) -> None:
-        with self._lock:
-            if self._open == 0:
-                self._previous = sys.getswitchinterval()
-            self._open += 1
-            if interval_s < sys.getswitchinterval():
-                sys.setswitchinterval(interval_s)
-
-    def release(self) -> None:
-        with self._lock:
-            self._open -= 1
-            assert self._open >= 0
-            if self._open == 0:
-                sys.setswitchinterval(self._previous)
-
-
-_SWITCH_INTERVAL = _SwitchInterval()
 
 _P = ParamSpec("_P")
 _T = TypeVar("_T")
@@ -148,7 +121,7 @@ class RecoveryPipeline(Executor):
             switch_interval_s = None
         self._lowered = switch_interval_s is not None
         if switch_interval_s is not None:
-            _SWITCH_INTERVAL.lower(switch_interval_s)
+            SWITCH_INTERVAL.lower(switch_interval_s)
 
     @property
     def processes(self) -> int:
@@ -236,7 +209,7 @@ class RecoveryPipeline(Executor):
             self._processes.close()
         if self._lowered:
             self._lowered = False
-            _SWITCH_INTERVAL.release()
+            SWITCH_INTERVAL.release()
 
     def _start(self, domain: Eip712Domain, chunk: list[SignedTransaction]) -> _Work:
         """Start recovering a chunk: on a worker process, or on the pool."""
@@ -254,8 +227,9 @@ class RecoveryPipeline(Executor):
             self.misses += 1
             return None
         found = self._ahead.pop(id(chunk[0]), None)
-        if found is None or len(found[0]) != len(chunk) or any(
-                a is not b for a, b in zip(found[0], chunk, strict=True)):
+        # identity, compared in C (map over operator.is_, no generator step per signature)
+        if found is None or len(found[0]) != len(chunk) or not all(
+                map(operator.is_, found[0], chunk)):
             self.misses += 1
             return None
         self.hits += 1
