@@ -239,33 +239,36 @@ def decode_entry(data: bytes | memoryview, offset: int = 0) -> tuple[Entry, int]
     """The entry at ``offset`` and the offset after it; strict."""
     if isinstance(data, bytes) and offset >= 0:
         return _decode_entry(data, offset)
-    if offset + ENTRY_HEADER_BYTES > len(data):
-        raise BatchDataError(f"truncated entry header at {offset}")
+    _check_header_fits(offset, len(data))
     kind, length = _ENTRY_HEADER.unpack_from(data, offset)
-    start = offset + ENTRY_HEADER_BYTES
-    end = start + length
-    if end > len(data):
-        raise BatchDataError(f"entry at {offset} runs past the end ({end} > {len(data)})")
-    if length > ENTRY_BODY_BYTES_MAX:
-        raise BatchDataError(f"entry body of {length} bytes")
-    return _decode_body(kind, bytes(data[start:end]), offset, end)
+    end = _entry_end(offset, length, len(data))
+    return _decode_body(kind, bytes(data[end - length:end]), offset, end)
 
 
 def _decode_entry(data: bytes, offset: int) -> tuple[Entry, int]:
     """``decode_entry`` of ``bytes`` (every batch's entries): the header read by indexing and
     the body by one slice, which the compiled build runs natively (no struct call, no copy)."""
     assert offset >= 0
-    if offset + ENTRY_HEADER_BYTES > len(data):
-        raise BatchDataError(f"truncated entry header at {offset}")
+    _check_header_fits(offset, len(data))
     kind = data[offset]
     length = data[offset + 1] << 8 | data[offset + 2]  # ``_ENTRY_HEADER``: u8, then a u16
-    start = offset + ENTRY_HEADER_BYTES
-    end = start + length
-    if end > len(data):
-        raise BatchDataError(f"entry at {offset} runs past the end ({end} > {len(data)})")
+    end = _entry_end(offset, length, len(data))
+    return _decode_body(kind, data[end - length:end], offset, end)
+
+
+def _check_header_fits(offset: int, data_bytes: int) -> None:
+    if offset + ENTRY_HEADER_BYTES > data_bytes:
+        raise BatchDataError(f"truncated entry header at {offset}")
+
+
+def _entry_end(offset: int, length: int, data_bytes: int) -> int:
+    """Where the entry at ``offset`` with a body of ``length`` bytes ends; strict."""
+    end = offset + ENTRY_HEADER_BYTES + length
+    if end > data_bytes:
+        raise BatchDataError(f"entry at {offset} runs past the end ({end} > {data_bytes})")
     if length > ENTRY_BODY_BYTES_MAX:
         raise BatchDataError(f"entry body of {length} bytes")
-    return _decode_body(kind, data[start:end], offset, end)
+    return end
 
 
 def _decode_body(kind: int, body: bytes, offset: int, end: int) -> tuple[Entry, int]:
