@@ -8,36 +8,28 @@ from collections.abc import Iterator
 import pytest
 
 from rollbook.runtime import SWITCH_INTERVAL, SwitchInterval
-
-DEFAULT_INTERVAL_S = 0.005
-INTERVAL_RESOLUTION_S = 1e-6  # the interpreter stores the interval in microseconds
-
-
-def _about(interval_s: float) -> object:
-    return pytest.approx(interval_s, abs=INTERVAL_RESOLUTION_S)
+from switch_interval import DEFAULT_INTERVAL_S, about, default_interval
 
 
 @pytest.fixture(autouse=True)
-def default_interval() -> Iterator[None]:
-    previous = sys.getswitchinterval()
-    sys.setswitchinterval(DEFAULT_INTERVAL_S)
-    yield
-    sys.setswitchinterval(previous)
+def default_switch_interval() -> Iterator[None]:
+    with default_interval():
+        yield
 
 
 def test_lowered_while_held_and_restored_by_the_last_release() -> None:
     holder = SwitchInterval()
     holder.lower(0.001)
-    assert sys.getswitchinterval() == _about(0.001) and holder.holders == 1
+    assert sys.getswitchinterval() == about(0.001) and holder.holders == 1
     holder.lower(0.0005)  # a second holder asking for less gets less
-    assert sys.getswitchinterval() == _about(0.0005)
+    assert sys.getswitchinterval() == about(0.0005)
     holder.lower(0.002)  # a holder asking for more never raises it
-    assert sys.getswitchinterval() == _about(0.0005)
+    assert sys.getswitchinterval() == about(0.0005)
     holder.release()
     holder.release()
-    assert sys.getswitchinterval() == _about(0.0005) and holder.holders == 1
+    assert sys.getswitchinterval() == about(0.0005) and holder.holders == 1
     holder.release()
-    assert sys.getswitchinterval() == _about(DEFAULT_INTERVAL_S) and holder.holders == 0
+    assert sys.getswitchinterval() == about(DEFAULT_INTERVAL_S) and holder.holders == 0
 
 
 def test_release_without_lower_and_bad_intervals_are_refused() -> None:
@@ -47,7 +39,7 @@ def test_release_without_lower_and_bad_intervals_are_refused() -> None:
     for interval_s in (0.0, -1.0):
         with pytest.raises(ValueError):
             holder.lower(interval_s)
-    assert holder.holders == 0 and sys.getswitchinterval() == _about(DEFAULT_INTERVAL_S)
+    assert holder.holders == 0 and sys.getswitchinterval() == about(DEFAULT_INTERVAL_S)
 
 
 def test_the_process_holder_starts_unheld() -> None:

@@ -26,46 +26,35 @@ from rollbook.verifier.pipeline import (
     RECOVERY_SWITCH_INTERVAL_S,
     RecoveryPipeline,
 )
+from switch_interval import DEFAULT_INTERVAL_S, about, default_interval
 
 DOMAIN = Eip712Domain(31337, bytes(20))
 KEY = (0xA11CE5).to_bytes(32, "big")
 OWNER = address_of_public_key(coincurve.PrivateKey(KEY).public_key.format(compressed=False))
 T0_MS = 1_700_000_000_000
 THREADS = 2
-DEFAULT_INTERVAL_S = 0.005  # CPython's
-# the interpreter keeps whole microseconds, truncating: a value read back and set again may lose
-# one, so comparisons allow a microsecond and a half
-INTERVAL_RESOLUTION_S = 1.5e-6
-
-
-def _about(interval_s: float) -> object:
-    return pytest.approx(interval_s, abs=INTERVAL_RESOLUTION_S)
-
-
 @pytest.fixture(autouse=True)
-def default_interval() -> Iterator[None]:
-    previous = sys.getswitchinterval()
-    sys.setswitchinterval(DEFAULT_INTERVAL_S)
-    yield
-    sys.setswitchinterval(previous)
+def default_switch_interval() -> Iterator[None]:
+    with default_interval():
+        yield
 
 
 def test_the_interval_is_lowered_while_a_pipeline_is_open() -> None:
     pipeline = RecoveryPipeline(DOMAIN, 1)
-    assert sys.getswitchinterval() == _about(RECOVERY_SWITCH_INTERVAL_S)
+    assert sys.getswitchinterval() == about(RECOVERY_SWITCH_INTERVAL_S)
     pipeline.shutdown()
-    assert sys.getswitchinterval() == _about(DEFAULT_INTERVAL_S)
+    assert sys.getswitchinterval() == about(DEFAULT_INTERVAL_S)
     pipeline.shutdown()  # idempotent: nothing is given back twice
-    assert sys.getswitchinterval() == _about(DEFAULT_INTERVAL_S)
+    assert sys.getswitchinterval() == about(DEFAULT_INTERVAL_S)
 
 
 def test_nested_pipelines_restore_the_interval_once_all_are_shut() -> None:
     first = RecoveryPipeline(DOMAIN, 1)
     second = RecoveryPipeline(DOMAIN, 1)
     first.shutdown()
-    assert sys.getswitchinterval() == _about(RECOVERY_SWITCH_INTERVAL_S)
+    assert sys.getswitchinterval() == about(RECOVERY_SWITCH_INTERVAL_S)
     second.shutdown()
-    assert sys.getswitchinterval() == _about(DEFAULT_INTERVAL_S)
+    assert sys.getswitchinterval() == about(DEFAULT_INTERVAL_S)
 
 
 def test_a_lower_interval_already_set_is_kept() -> None:
@@ -74,21 +63,21 @@ def test_a_lower_interval_already_set_is_kept() -> None:
     pipeline = RecoveryPipeline(DOMAIN, 1)
     assert sys.getswitchinterval() == lower
     pipeline.shutdown()
-    assert sys.getswitchinterval() == _about(lower)
+    assert sys.getswitchinterval() == about(lower)
 
 
 def test_none_leaves_the_interval_alone() -> None:
     pipeline = RecoveryPipeline(DOMAIN, 1, switch_interval_s=None)
-    assert sys.getswitchinterval() == _about(DEFAULT_INTERVAL_S)
+    assert sys.getswitchinterval() == about(DEFAULT_INTERVAL_S)
     pipeline.shutdown()
-    assert sys.getswitchinterval() == _about(DEFAULT_INTERVAL_S)
+    assert sys.getswitchinterval() == about(DEFAULT_INTERVAL_S)
 
 
 @pytest.mark.parametrize("interval_s", [0.0, -1.0])
 def test_a_non_positive_interval_is_refused(interval_s: float) -> None:
     with pytest.raises(ValueError):
         RecoveryPipeline(DOMAIN, 1, switch_interval_s=interval_s)
-    assert sys.getswitchinterval() == _about(DEFAULT_INTERVAL_S)
+    assert sys.getswitchinterval() == about(DEFAULT_INTERVAL_S)
 
 
 def _signed(count: int) -> list[SignedTransaction]:
@@ -130,7 +119,7 @@ def test_a_pipeline_on_processes_leaves_the_interval_alone() -> None:
     pipeline = RecoveryPipeline(DOMAIN, THREADS, processes=2)
     try:
         assert pipeline.processes == 2 and pipeline.lanes == 2
-        assert sys.getswitchinterval() == _about(DEFAULT_INTERVAL_S)
+        assert sys.getswitchinterval() == about(DEFAULT_INTERVAL_S)
         pipeline.wait_ready()
         dropped = _batch(_signed(9))
         pipeline.prefetch(dropped)
@@ -141,7 +130,7 @@ def test_a_pipeline_on_processes_leaves_the_interval_alone() -> None:
         pipeline.prefetch(_batch(_signed(5)))
     finally:
         pipeline.shutdown()
-    assert sys.getswitchinterval() == _about(DEFAULT_INTERVAL_S)
+    assert sys.getswitchinterval() == about(DEFAULT_INTERVAL_S)
 
 
 def test_small_batches_are_spread_over_the_threads() -> None:

@@ -48,7 +48,6 @@ def place_updates(slots: dict[LeafKey, int], free: list[int], next_slot: int,
     the leaf (or None: freed) for every slot that changed, and the next never-used slot."""
     slot_updates: dict[int, bytes | None] = {}
     created: list[LeafKey] = []
-    created_orders: list[int] = []  # the order ids of new (LEAF_ORDER, order_id) keys
     for key, leaf in updates.items():
         slot = slots.get(key)
         if leaf is None:
@@ -57,15 +56,11 @@ def place_updates(slots: dict[LeafKey, int], free: list[int], next_slot: int,
                 heapq.heappush(free, slot)
                 slot_updates[slot] = None
         elif slot is None:
-            if key[0] == LEAF_ORDER:
-                order_id = key[1]
-                assert isinstance(order_id, int), key
-                created_orders.append(order_id)
-            else:
-                created.append(key)
+            created.append(key)
         else:
             slot_updates[slot] = leaf
-    for key in _ascending_keys(created, created_orders):
+    created.sort()
+    for key in created:
         if free:
             slot = heapq.heappop(free)
         else:
@@ -74,28 +69,6 @@ def place_updates(slots: dict[LeafKey, int], free: list[int], next_slot: int,
         slots[key] = slot
         slot_updates[slot] = updates[key]
     return slot_updates, next_slot
-
-
-def _ascending_keys(created: list[LeafKey], created_orders: list[int]) -> list[LeafKey]:
-    """``created`` and the order keys of ``created_orders`` together, in ``LeafKey`` order.
-
-    Most new records of a batch are resting orders: their ids sort as ints, several times
-    cheaper than sorting the key tuples (whose first items all tie); an order key is
-    ``(LEAF_ORDER, order_id)``, so the ids' order is the keys' order, and every other kind
-    sorts before or after all of them by its first item.
-    """
-    created.sort()
-    if not created_orders:
-        return created
-    created_orders.sort()
-    split = 0
-    while split < len(created) and created[split][0] < LEAF_ORDER:
-        split += 1
-    ordered = created[:split]
-    ordered.extend([(LEAF_ORDER, order_id) for order_id in created_orders])
-    ordered.extend(created[split:])
-    assert len(ordered) == len(created) + len(created_orders)
-    return ordered
 
 
 def store_leaves(leaves: list[bytes | None], slot_updates: dict[int, bytes | None],
