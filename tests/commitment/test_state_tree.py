@@ -78,31 +78,36 @@ def _checksum(address: bytes) -> str:
 
 u64 = st.integers(0, 2**64 - 1)
 i128 = st.integers(-(2**127), 2**127 - 1)
+# signed fields: the int64 range (leaves' one-call fast path), its edges, and beyond it
+signed_fields = st.one_of(
+    i128, st.integers(-(2**63), 2**63 - 1),
+    st.sampled_from([-(2**63) - 1, -(2**63), -(2**62), -(2**62) + 1, -1, 0, 1, 2**62 - 1,
+                     2**62, 2**63 - 1, 2**63]))
 addresses = st.binary(min_size=20, max_size=20)
 
 
 @st.composite
 def subaccounts(draw: st.DrawFn) -> Subaccount:
     sub = Subaccount(draw(addresses), draw(st.integers(0, 0xFFFF)))
-    sub.cross.collateral_quantums = draw(i128)
+    sub.cross.collateral_quantums = draw(signed_fields)
     for market_id in draw(st.lists(st.integers(1, 200), max_size=4, unique=True)):
         group = MarginGroup(sub, market_id)
-        group.collateral_quantums = draw(i128)
+        group.collateral_quantums = draw(signed_fields)
         sub.isolated[market_id] = group
     for group in sub.groups():
         markets = [group.isolated_market_id] if group.isolated_market_id else draw(
             st.lists(st.integers(1, 300), max_size=5, unique=True))
         for market_id in markets:
             position = Position(market_id, group)
-            position.size_lots = draw(i128)
-            position.entry_notional_quantums = draw(i128)
+            position.size_lots = draw(signed_fields)
+            position.entry_notional_quantums = draw(signed_fields)
             position.open_bid_lots = draw(u64)
             position.open_ask_lots = draw(u64)
             group.positions[market_id] = position
     return sub
 
 
-@settings(max_examples=150, deadline=None)
+@settings(max_examples=300, deadline=None)
 @given(sub=subaccounts())
 def test_subaccount_leaf_is_abi_encode(sub: Subaccount) -> None:
     collaterals = [(g.isolated_market_id, g.collateral_quantums) for g in sub.groups()]

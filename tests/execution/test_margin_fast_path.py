@@ -64,6 +64,10 @@ def test_meets_initial_after_equals_the_reference_first_clause(
     # the callers on the order path pass the traded market they hold: the same answer
     assert fast == meets_initial_after(state.markets, group, market_id, d_size, d_bid, d_ask,
                                        d_collateral, state.markets[market_id])
+    # and the group's record in it, when it has one (a lone record skips the walk)
+    record = group.positions.get(market_id)
+    assert fast == meets_initial_after(state.markets, group, market_id, d_size, d_bid, d_ask,
+                                       d_collateral, state.markets[market_id], record)
 
 
 @settings(max_examples=400, deadline=None)

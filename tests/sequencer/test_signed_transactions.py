@@ -26,7 +26,7 @@ from rollbook.sequencer import (
     recover_signers,
     sign_action,
 )
-from rollbook.sequencer.signatures import SIGNED_TRANSACTION_BYTES_MAX
+from rollbook.sequencer.signatures import SIGNED_TRANSACTION_BYTES_MAX, check_signature_shape
 
 
 def code_of(signed: SignedTransaction) -> AdmissionCode:
@@ -51,6 +51,54 @@ def test_high_s_is_refused() -> None:
     # (r, n - s) with the other recovery id is the same signature, malleated
     high = r + (SECP256K1_N - s).to_bytes(32, "big") + bytes([55 - v])
     assert code_of(with_signature(GOOD, high)) == AdmissionCode.SIGNATURE_HIGH_S
+
+
+def _shape_reference(signature: bytes) -> bytes | AdmissionCode:
+    """check_signature_shape as plain integer arithmetic: the compact form, or the refusal."""
+    r = int.from_bytes(signature[0:32], "big")
+    s = int.from_bytes(signature[32:64], "big")
+    v = signature[64]
+    if v not in (27, 28):
+        return AdmissionCode.SIGNATURE_BAD_V
+    if not 0 < r < SECP256K1_N or not 0 < s < SECP256K1_N:
+        return AdmissionCode.SIGNATURE_INVALID
+    if s > SECP256K1_N // 2:
+        return AdmissionCode.SIGNATURE_HIGH_S
+    return signature[:64] + bytes([v - 27])
+
+
+def _shape(signature: bytes) -> bytes | AdmissionCode:
+    try:
+        return check_signature_shape(signature)
+    except AdmissionError as error:
+        return error.code
+
+
+# the words around every boundary the leading-byte fast path and the exact checks draw
+_EDGES = sorted({0, 1, 2, 1 << 248, (1 << 248) - 1, 0x7E << 248, (0x7F << 248) - 1,
+                 0x7F << 248, SECP256K1_N // 2 - 1, SECP256K1_N // 2, SECP256K1_N // 2 + 1,
+                 0xFE << 248, (0xFF << 248) - 1, 0xFF << 248, SECP256K1_N - 1, SECP256K1_N,
+                 SECP256K1_N + 1, (1 << 256) - 1})
+
+
+@pytest.mark.parametrize("r", _EDGES)
+def test_the_shape_check_matches_the_integer_reference_at_every_edge(r: int) -> None:
+    for s in _EDGES:
+        for v in (27, 28, 29):
+            signature = r.to_bytes(32, "big") + s.to_bytes(32, "big") + bytes([v])
+            assert _shape(signature) == _shape_reference(signature), (hex(r), hex(s), v)
+
+
+_WORD = st.one_of(st.integers(0, (1 << 256) - 1), st.sampled_from(_EDGES),
+                  st.builds(lambda top, rest: top << 248 | rest, st.integers(0, 255),
+                            st.integers(0, (1 << 248) - 1)))
+
+
+@given(_WORD, _WORD, st.sampled_from([27, 28, 0, 1, 29]))
+@settings(max_examples=500)
+def test_the_shape_check_matches_the_integer_reference(r: int, s: int, v: int) -> None:
+    signature = r.to_bytes(32, "big") + s.to_bytes(32, "big") + bytes([v])
+    assert _shape(signature) == _shape_reference(signature)
 
 
 @pytest.mark.parametrize("v", [0, 1, 26, 29, 35, 36, 255])
@@ -104,6 +152,18 @@ def test_thread_pool_recovery_equals_sequential() -> None:
 # --- canonical encoding ---------------------------------------------------------------------------
 
 signatures = st.binary(min_size=65, max_size=65)
+
+
+@pytest.mark.parametrize("nonce_ms", [0, 1, 255, 256, (1 << 32) - 1, 1 << 32, 1_700_000_000_123,
+                                      (1 << 56) - 1, 1 << 56, (1 << 62) - 1, 1 << 62, 1 << 63,
+                                      (1 << 64) - 1])
+def test_the_prefix_reads_every_nonce_byte(nonce_ms: int) -> None:
+    """The decoder reads the nonce byte by byte: every byte and the top bits come back (the
+    compiled build's small-int fast path ends at 2**62)."""
+    signed = SignedTransaction(GOOD.action, nonce_ms, GOOD.signature)
+    decoded = decode_signed_transaction(encode_signed_transaction(signed))
+    assert decoded == signed
+    assert type(decoded.signature) is bytes and type(decoded.nonce_ms) is int
 
 
 @settings(max_examples=300)

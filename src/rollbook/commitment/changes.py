@@ -108,10 +108,10 @@ def collect_updates(state: State, committed_indexes: dict[int, int],
         updates[(LEAF_SUBACCOUNT, sub.owner, sub.number)] = subaccount_leaf(sub)
     orders = state.orders
     for order in state.touched_orders:
-        order_id = order.order_id
-        # an order marked and since removed (filled, cancelled) is no longer under its id
-        updates[(LEAF_ORDER, order_id)] = (
-            order_leaf(order) if orders.get(order_id) is order else None)
+        # an order marked and since removed (filled, cancelled) is no longer under its id (looked
+        # up by ``Order.key``, the resting order's own key object)
+        updates[(LEAF_ORDER, order.order_id)] = (
+            order_leaf(order) if orders.get(order.key) is order else None)
     for withdrawal_id in range(withdrawals_next, state.next_withdrawal_id):
         withdrawal = state.pending_withdrawals[withdrawal_id]
         updates[(LEAF_WITHDRAWAL, withdrawal_id)] = withdrawal_leaf(withdrawal)

@@ -89,19 +89,32 @@ _POSITION_WORDS: Final = 6
 # zero bytes and a u64 (an address word is 12 zero bytes and the 20 address bytes).
 _U64 = "24xQ"
 _ADDRESS = "12x20s"
-_ORDER: Final = struct.Struct(">" + _U64 * 3 + _ADDRESS + _U64 * 7)
-_WITHDRAWAL: Final = struct.Struct(">" + _U64 * 2 + _ADDRESS + _U64 * 3)
-_LIQUIDATION: Final = struct.Struct(">" + _U64 * 2 + _ADDRESS + _U64 * 2)
+# their bound ``pack``s: compiled, ``_ORDER.pack(...)`` looks the method up on every call
+_ORDER_PACK: Final = struct.Struct(">" + _U64 * 3 + _ADDRESS + _U64 * 7).pack
+_WITHDRAWAL_PACK: Final = struct.Struct(">" + _U64 * 2 + _ADDRESS + _U64 * 3).pack
+_LIQUIDATION_PACK: Final = struct.Struct(">" + _U64 * 2 + _ADDRESS + _U64 * 2).pack
 
 
 _u64_word: Final = struct.Struct(">24xQ").pack  # one word holding a value below 2**64
 _ADDRESS_PAD: Final = bytes(12)
 _COLLATERALS_OFFSET: Final = _SUBACCOUNT_HEAD_WORDS * WORD_BYTES
 # kind, owner, number, the two array offsets, and the collaterals' length
-_SUBACCOUNT_HEAD: Final = struct.Struct(">" + _U64 + _ADDRESS + _U64 * 4)
+_SUBACCOUNT_HEAD_PACK: Final = struct.Struct(">" + _U64 + _ADDRESS + _U64 * 4).pack
 _COLLATERAL_PACK: Final = struct.Struct(">" + _U64 + "32s").pack  # group, signed collateral
 _POSITION_PACK: Final = struct.Struct(">" + _U64 * 2 + "32s32s" + _U64 * 2).pack
 assert struct.calcsize(">" + _U64 * 2 + "32s32s" + _U64 * 2) == _POSITION_WORDS * WORD_BYTES
+# The same records when their signed values fit an int64, as they do on any live venue: an
+# int256 word of such a value is 24 sign bytes and the value's own two's-complement int64
+# ("24s" + "q"), so the record packs in one call with no int.to_bytes per signed field. Larger
+# values take the ``_int`` words above; both give the same bytes (tested against eth_abi).
+# The bound is 2**62 rather than 2**63: the compiled build holds ints below 2**62 in magnitude
+# unboxed, and a comparison with a constant beyond that range takes its slow path every time.
+_FAST_BOUND: Final = (1 << 62) - 1  # fast path: -_FAST_BOUND <= value <= _FAST_BOUND
+_POSITIVE_SIGN: Final = bytes(24)
+_NEGATIVE_SIGN: Final = b"\xff" * 24
+_COLLATERAL_PACK_64: Final = struct.Struct(">" + _U64 + "24sq").pack
+_POSITION_PACK_64: Final = struct.Struct(">" + _U64 * 2 + "24sq24sq" + _U64 * 2).pack
+assert struct.calcsize(">" + _U64 * 2 + "24sq24sq" + _U64 * 2) == _POSITION_WORDS * WORD_BYTES
 
 
 def _uint(value: int) -> bytes:
@@ -159,20 +172,32 @@ def subaccount_leaf(sub: Subaccount) -> bytes:
     pack_position = _POSITION_PACK
     for group in groups:
         group_id = group.isolated_market_id
-        parts.append(_COLLATERAL_PACK(group_id, _int(group.collateral_quantums)))
+        collateral = group.collateral_quantums
+        if -_FAST_BOUND <= collateral <= _FAST_BOUND:
+            parts.append(_COLLATERAL_PACK_64(
+                group_id, _NEGATIVE_SIGN if collateral < 0 else _POSITIVE_SIGN, collateral))
+        else:
+            parts.append(_COLLATERAL_PACK(group_id, _int(collateral)))
         if not group.positions:
             continue
         for market_id in sorted(group.positions):
             p = group.positions[market_id]
             if p.is_empty():
                 continue
-            positions.append(pack_position(group_id, market_id, _int(p.size_lots),
-                                           _int(p.entry_notional_quantums), p.open_bid_lots,
-                                           p.open_ask_lots))
+            size = p.size_lots
+            notional = p.entry_notional_quantums
+            if -_FAST_BOUND <= size <= _FAST_BOUND and -_FAST_BOUND <= notional <= _FAST_BOUND:
+                positions.append(_POSITION_PACK_64(
+                    group_id, market_id, _NEGATIVE_SIGN if size < 0 else _POSITIVE_SIGN, size,
+                    _NEGATIVE_SIGN if notional < 0 else _POSITIVE_SIGN, notional,
+                    p.open_bid_lots, p.open_ask_lots))
+            else:
+                positions.append(pack_position(group_id, market_id, _int(size), _int(notional),
+                                               p.open_bid_lots, p.open_ask_lots))
     collaterals = len(groups)
     positions_offset = _COLLATERALS_OFFSET + WORD_BYTES * (1 + _COLLATERAL_WORDS * collaterals)
-    parts[0] = _SUBACCOUNT_HEAD.pack(LEAF_SUBACCOUNT, sub.owner, sub.number, _COLLATERALS_OFFSET,
-                                     positions_offset, collaterals)
+    parts[0] = _SUBACCOUNT_HEAD_PACK(LEAF_SUBACCOUNT, sub.owner, sub.number, _COLLATERALS_OFFSET,
+                                   positions_offset, collaterals)
     parts.append(_u64_word(len(positions)))
     parts.extend(positions)
     return b"".join(parts)
@@ -180,7 +205,7 @@ def subaccount_leaf(sub: Subaccount) -> bytes:
 
 def order_leaf(order: Order) -> bytes:
     """A resting order; within a price level, priority is ascending order id."""
-    return _ORDER.pack(LEAF_ORDER, order.order_id, order.market_id, order.subaccount.owner,
+    return _ORDER_PACK(LEAF_ORDER, order.order_id, order.market_id, order.subaccount.owner,
                        order.subaccount.number, order.is_buy, order.price_ticks,
                        order.size_lots, order.client_order_id, order.post_only,
                        order.self_trade)
@@ -188,14 +213,14 @@ def order_leaf(order: Order) -> bytes:
 
 def withdrawal_leaf(withdrawal: PendingWithdrawal) -> bytes:
     """What the owner claims on the settlement contract against a final root."""
-    return _WITHDRAWAL.pack(LEAF_WITHDRAWAL, withdrawal.withdrawal_id, withdrawal.owner,
+    return _WITHDRAWAL_PACK(LEAF_WITHDRAWAL, withdrawal.withdrawal_id, withdrawal.owner,
                             withdrawal.subaccount, withdrawal.amount_quantums,
                             withdrawal.batch_index)
 
 
 def liquidation_leaf(seq: int, owner: bytes, number: int, group_id: int) -> bytes:
     """A margin group waiting in the liquidation queue; the queue is ordered by ``seq``."""
-    return _LIQUIDATION.pack(LEAF_LIQUIDATION, seq, owner, number, group_id)
+    return _LIQUIDATION_PACK(LEAF_LIQUIDATION, seq, owner, number, group_id)
 
 
 # --- options ---------------------------------------------------------------------------------

@@ -36,7 +36,7 @@ from rollbook.execution.options.engine import (
     options_initial_quantums,
     uses_options_engine,
 )
-from rollbook.execution.state import MarginGroup, MarketState
+from rollbook.execution.state import MarginGroup, MarketState, Position
 from rollbook.execution.units import (
     NANOUNITS_PER_UNIT,
     PPM,
@@ -101,14 +101,17 @@ def group_risk(markets: dict[int, MarketState], group: MarginGroup, market_id: i
 
 def meets_initial_after(markets: dict[int, MarketState], group: MarginGroup, market_id: int,
                         d_size_lots: int, d_bid_lots: int, d_ask_lots: int,
-                        d_collateral_quantums: int, market: MarketState | None = None) -> bool:
+                        d_collateral_quantums: int, market: MarketState | None = None,
+                        position: Position | None = None) -> bool:
     """``group_risk(...)`` equity >= initial, computed in one pass without maintenance.
 
     The hot path: it is the first clause of ``change_acceptable`` and settles almost every
     order, so callers try it first and fall back to the full rule only when it fails. Same
     arithmetic and rounding as ``group_risk`` (tests compare the two on random groups).
     ``market``, when given, is ``markets[market_id]``, which the callers hold (it spares the
-    loop the lookup of the traded market, the one every order's group holds).
+    loop the lookup of the traded market, the one every order's group holds); ``position``,
+    when given, is the group's record in that market (``group.positions[market_id]``): a group
+    holding no other (nearly every order's) is then valued without walking its positions.
     """
     assert market is None or market.config.market_id == market_id
     if group.uses_engine:
@@ -117,15 +120,22 @@ def meets_initial_after(markets: dict[int, MarketState], group: MarginGroup, mar
                                   d_collateral_quantums)
         return risk.equity_quantums >= risk.initial_quantums
     equity = group.collateral_quantums + d_collateral_quantums
+    if position is not None and market is not None and len(group.positions) == 1:
+        # the loop below with its only record, the adjusted one (a perpetual's: the group does
+        # not use the options engine)
+        value, initial = _perpetual_initial_terms(
+            market, position.size_lots + d_size_lots, position.open_bid_lots + d_bid_lots,
+            position.open_ask_lots + d_ask_lots)
+        return equity + value >= initial
     initial = 0
     adjusted = False
     # values, not items: the record carries its market id, and an items walk builds and unboxes
     # a key per position
-    for position in group.positions.values():
-        position_market_id = position.market_id
-        size = position.size_lots
-        bids = position.open_bid_lots
-        asks = position.open_ask_lots
+    for record in group.positions.values():
+        position_market_id = record.market_id
+        size = record.size_lots
+        bids = record.open_bid_lots
+        asks = record.open_ask_lots
         if position_market_id == market_id:
             size += d_size_lots
             bids += d_bid_lots
@@ -133,12 +143,9 @@ def meets_initial_after(markets: dict[int, MarketState], group: MarginGroup, mar
             adjusted = True
         position_market = (market if position_market_id == market_id and market is not None
                            else markets[position_market_id])
-        config = position_market.config
-        price_lot = mul(position_market.index_price_quantums, config.lot_size_nanounits)
-        equity += mul_div_floor(size, price_lot, NANOUNITS_PER_UNIT)
-        worst = max_abs_int(size + bids, size - asks)
-        initial += tiered_requirement_quantums(mul_div_ceil(worst, price_lot, NANOUNITS_PER_UNIT),
-                                               config.margin_tiers, True)
+        value, position_initial = _perpetual_initial_terms(position_market, size, bids, asks)
+        equity += value
+        initial += position_initial
     if not adjusted:
         if market is None:
             market = markets[market_id]
@@ -152,6 +159,18 @@ def meets_initial_after(markets: dict[int, MarketState], group: MarginGroup, mar
         equity += value
         initial += position_initial
     return equity >= initial
+
+
+def _perpetual_initial_terms(market: MarketState, size_lots: int, bid_lots: int,
+                            ask_lots: int) -> tuple[int, int]:
+    """A perpetual position's value and initial requirement, as ``meets_initial_after`` sums
+    them (``perpetual_position_risk`` without the maintenance requirement)."""
+    config = market.config
+    price_lot = mul(market.index_price_quantums, config.lot_size_nanounits)
+    worst = max_abs_int(size_lots + bid_lots, size_lots - ask_lots)
+    return (mul_div_floor(size_lots, price_lot, NANOUNITS_PER_UNIT),
+            tiered_requirement_quantums(mul_div_ceil(worst, price_lot, NANOUNITS_PER_UNIT),
+                                        config.margin_tiers, True))
 
 
 def change_acceptable(before: GroupRisk, after: GroupRisk) -> bool:

@@ -83,6 +83,20 @@ class _MakerDelta:
         self.ask_lots = 0
 
 
+def _maker_delta(makers: list[_MakerDelta], group: MarginGroup) -> _MakerDelta:
+    """The sweep's running delta of the maker ``group``, added at its first fill.
+
+    A list searched by identity: a sweep meets at most ``fills_per_order_max`` makers, nearly
+    always one or two, and scanning those costs less than hashing into a dict and back.
+    """
+    for delta in makers:
+        if delta.group is group:
+            return delta
+    delta = _MakerDelta(group)
+    makers.append(delta)
+    return delta
+
+
 def _oi_change_lots(taker_size_lots: int, maker_size_lots: int, taker_signed_lots: int) -> int:
     """Change of long open interest when the taker trades ``taker_signed_lots`` with a maker."""
     return (max_int(taker_size_lots + taker_signed_lots, 0) - max_int(taker_size_lots, 0)
@@ -109,11 +123,12 @@ def _largest_fill_under_cap(taker_size_lots: int, maker_size_lots: int, is_buy: 
 
 
 def _maker_acceptable(markets: dict[int, MarketState], market: MarketState, delta: _MakerDelta,
-                      market_id: int, d_size_lots: int, d_bid_lots: int, d_ask_lots: int,
-                      d_collateral_quantums: int) -> bool:
+                      position: Position, market_id: int, d_size_lots: int, d_bid_lots: int,
+                      d_ask_lots: int, d_collateral_quantums: int) -> bool:
+    """``position``: the maker order's record, its group's in this market."""
     group = delta.group
     if meets_initial_after(markets, group, market_id, d_size_lots, d_bid_lots, d_ask_lots,
-                           d_collateral_quantums, market):
+                           d_collateral_quantums, market, position):
         return True
     if delta.before is None:
         delta.before = group_risk(markets, group)
@@ -160,8 +175,7 @@ def plan_match(state: State, market: MarketState, taker_group: MarginGroup, take
     oi_max = config.open_interest_lots_max
     taker_position = taker_group.positions.get(market_id)
     taker_size = 0 if taker_position is None else taker_position.size_lots
-    # keyed by the group record itself (it hashes by identity, like ``id``, without boxing an id)
-    makers: dict[MarginGroup, _MakerDelta] = {}
+    makers: list[_MakerDelta] = []  # one per maker group met (see ``_maker_delta``)
     remaining = size_lots
     # planning never mutates the book, so the price list is walked in place by index, best
     # first (a native loop: no ``reversed`` object, no boxed prices from a generic iterator)
@@ -211,10 +225,7 @@ def plan_match(state: State, market: MarketState, taker_group: MarginGroup, take
             fill = remaining if remaining < order.size_lots else order.size_lots
             signed = fill if is_buy else -fill  # the taker's position change
             maker_group = order.position.group
-            delta = makers.get(maker_group)
-            if delta is None:
-                delta = _MakerDelta(maker_group)
-                makers[maker_group] = delta
+            delta = _maker_delta(makers, maker_group)
             maker_size = order.position.size_lots + delta.size_lots
             oi_change = _oi_change_lots(taker_size, maker_size, signed)
             capped = oi_change > 0 and oi + oi_change > oi_max
@@ -231,7 +242,7 @@ def plan_match(state: State, market: MarketState, taker_group: MarginGroup, take
             maker_fee = fee_quantums(notional, maker_fee_ppm)
             bid_change = -fill if order.is_buy else 0
             ask_change = 0 if order.is_buy else -fill
-            if not _maker_acceptable(markets, market, delta, market_id,
+            if not _maker_acceptable(markets, market, delta, order.position, market_id,
                                      delta.size_lots - signed, delta.bid_lots + bid_change,
                                      delta.ask_lots + ask_change,
                                      delta.collateral_quantums + quote - maker_fee):

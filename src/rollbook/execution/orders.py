@@ -68,7 +68,10 @@ PRICE_TICKS_MAX: Final = 2**48
 def require_subaccount(state: State, owner: bytes, number: int) -> Subaccount:
     numbers = state.owners.get(owner)  # ``State.subaccount``, inlined: the hot path's lookup
     sub = None if numbers is None else numbers.get(number)
-    if sub is None or owner == state.insurance.owner:
+    # the insurance fund's owner has no other subaccount (deposits and transfers refuse its
+    # address, and it is the only one the genesis creates), so an identity test stands in for
+    # comparing the owner's bytes
+    if sub is None or sub is state.insurance:
         raise TxRejected(ErrorCode.ACCOUNT_NOT_FOUND)
     return sub
 
@@ -269,7 +272,7 @@ def _check_taker_margin(state: State, market: MarketState, group: MarginGroup,
         d_collateral = -plan.quote_quantums - plan.taker_fee_quantums
     markets = state.markets
     if meets_initial_after(markets, group, market_id, d_size, d_bid, d_ask, d_collateral,
-                           market):
+                           market, position):
         return  # the rule's first clause holds; the full rule below is for the rest
     before = group_risk(markets, group)
     after = group_risk(markets, group, market_id, d_size, d_bid, d_ask, d_collateral)

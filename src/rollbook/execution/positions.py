@@ -13,8 +13,6 @@ overstates what the withdrawal rule lets leave (venue-favourable for longs and s
 
 from __future__ import annotations
 
-from typing import Any
-
 from rollbook.execution.state import (
     MarginGroup,
     MarketState,
@@ -117,8 +115,7 @@ def rest_order(state: State, market: MarketState, subaccount: Subaccount, positi
         position.open_bid_lots += order.size_lots
     else:
         position.open_ask_lots += order.size_lots
-    # one int object for both dicts' keys (the compiled build boxes an int at each use)
-    order_key: Any = order.order_id
+    order_key = order.key  # one int object for both dicts' keys (see ``Order.key``)
     subaccount.orders[order_key] = order
     if order.client_order_id:
         subaccount.client_orders[order.client_order_id] = order
@@ -140,7 +137,7 @@ def remove_resting_order(state: State, market: MarketState, order: Order,
         position.open_bid_lots -= order.size_lots
     else:
         position.open_ask_lots -= order.size_lots
-    order_key: Any = order.order_id  # boxed once for both dicts (see rest_order)
+    order_key = order.key  # the dicts' own key object: identity hits (see ``Order.key``)
     del subaccount.orders[order_key]
     if order.client_order_id:
         del subaccount.client_orders[order.client_order_id]

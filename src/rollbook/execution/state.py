@@ -179,7 +179,7 @@ class Subaccount:
 class Order:
     """A resting order: a node in its price level's FIFO list."""
 
-    __slots__ = ("client_order_id", "is_buy", "level", "market_id", "next", "order_id",
+    __slots__ = ("client_order_id", "is_buy", "key", "level", "market_id", "next", "order_id",
                  "position", "post_only", "prev", "price_ticks", "self_trade", "size_lots",
                  "subaccount")
 
@@ -187,6 +187,11 @@ class Order:
                  market_id: int, is_buy: bool, price_ticks: int, size_lots: int,
                  client_order_id: int, post_only: bool, self_trade: int) -> None:
         self.order_id = order_id
+        # the id as one int object: the key the order is stored under in ``Subaccount.orders``
+        # and ``State.orders``. The compiled build boxes an ``int`` field afresh at each read,
+        # and a lookup by a fresh box compares two equal ints; by this object it is an
+        # identity hit (interpreted, it is ``order_id`` itself)
+        self.key: Any = order_id
         self.subaccount = subaccount
         self.position = position
         self.market_id = market_id

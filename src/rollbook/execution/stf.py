@@ -191,12 +191,15 @@ def apply_transaction(state: State, tx: Transaction) -> Receipt:
 
 
 def _apply_transaction(state: State, tx: Transaction, events: list[object]) -> Receipt:
-    """``apply_transaction`` with the events collected in ``events``, empty before and after.
+    """``apply_transaction`` with the events appended to ``events`` (what it holds already is
+    left alone); a rejection appends none.
 
-    ``apply_batch`` passes one list for the whole batch: a list built and freed per transaction
-    is a fixed part of every order's cost. The receipt holds a tuple copy, never the list.
+    ``apply_batch`` passes one list for the whole batch and never empties it: a list built and
+    freed per transaction, or one emptied after each (which frees its item array, so the next
+    append allocates it again), is a fixed part of every order's cost. The receipt holds a tuple
+    copy of this transaction's events, never the list.
     """
-    assert not events, "the events list starts empty"
+    start = len(events)
     kind = type(tx)
     # the order kinds (nearly all traffic) are called by name, which the compiled build turns
     # into native calls (a call through the table or through ``orders.`` is a Python-level
@@ -223,13 +226,21 @@ def _apply_transaction(state: State, tx: Transaction, events: list[object]) -> R
         else:
             _DISPATCH[kind][0](state, tx, events)
     except TxRejected as rejected:
-        events.clear()  # what a rejected handler appended before raising is dropped
+        del events[start:]  # what a rejected handler appended before raising is dropped
         return Receipt(rejected.code, rejected.message, (), base)
-    if not events:
+    count = len(events) - start
+    if count == 0:
         return Receipt(_OK, "", (), base)
-    typed_events: tuple[Event, ...] = tuple(events)  # type: ignore[arg-type]
-    events.clear()
-    return Receipt(_OK, "", typed_events, base + EVENT_COST_UNITS * len(typed_events))
+    typed_events = _events_tuple(events, start, count)
+    return Receipt(_OK, "", typed_events, base + EVENT_COST_UNITS * count)
+
+
+def _events_tuple(events: list[object], start: int, count: int) -> tuple[Event, ...]:
+    """``tuple(events[start:])``, which holds ``count`` events; most transactions emit one,
+    whose tuple is built directly (no slice list)."""
+    if count == 1:
+        return cast("tuple[Event, ...]", (events[start],))
+    return cast("tuple[Event, ...]", tuple(events[start:]))
 
 
 def begin_batch(state: State, index: int, timestamp_ms: int) -> None:
@@ -256,19 +267,22 @@ def apply_batch(state: State, batch: Batch) -> list[Receipt]:
     # the order kinds' bounds read once (a dict lookup per transaction costs more than the checks)
     place_bound = bounds[PlaceOrder]
     cancel_bound = bounds[CancelOrder]
-    events: list[object] = []  # reused by every transaction (see _apply_transaction)
+    # every transaction appends its events here (see _apply_transaction); dropped at the end
+    events: list[object] = []
     for tx in batch.transactions:
         kind = type(tx)
+        # ``bound`` stays a plain int (an ``int | None`` is boxed in the compiled build)
         if kind is PlaceOrder:
-            bound: int | None = place_bound
+            bound = place_bound
         elif kind is CancelOrder:
             bound = cancel_bound
         else:
-            bound = bounds.get(kind)
-        if bound is None:
-            # an unknown kind: a rejection receipt
-            receipts.append(_apply_transaction(state, tx, events))
-            continue
+            kind_bound = bounds.get(kind)
+            if kind_bound is None:
+                # an unknown kind: a rejection receipt
+                receipts.append(_apply_transaction(state, tx, events))
+                continue
+            bound = kind_bound
         if used + bound > limit:
             receipts.append(_BATCH_FULL)
             continue

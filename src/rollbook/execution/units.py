@@ -102,12 +102,24 @@ def mul(left: int, right: int) -> int:
     return left * right
 
 
+def _product_fits(left: int, right: int) -> bool:
+    """Whether the factors' bit lengths sum to at most 62 (so ``|left * right| < 2**62``):
+    ``mul``'s inline bound comparisons first (a narrow factor times a wide one, such as a rate
+    times a notional or a size in lots times a price), which imply it, then the bit lengths."""
+    if -_NARROW_FACTOR_BOUND < right < _NARROW_FACTOR_BOUND:
+        if -_WIDE_FACTOR_BOUND < left < _WIDE_FACTOR_BOUND:
+            return True
+    elif (-_NARROW_FACTOR_BOUND < left < _NARROW_FACTOR_BOUND
+          and -_WIDE_FACTOR_BOUND < right < _WIDE_FACTOR_BOUND):
+        return True
+    return left.bit_length() + right.bit_length() <= _MACHINE_PRODUCT_BITS
+
+
 def mul_div_floor(value: int, multiplier: int, denominator: int) -> int:
     """``floor(value * multiplier / denominator)`` without intermediate rounding."""
     assert denominator > 0, "divisor must be positive"
-    value_bits = value.bit_length()
     if denominator <= _MACHINE_DIVISOR_MAX:  # compared inline; a bit length is a call
-        if value_bits + multiplier.bit_length() <= _MACHINE_PRODUCT_BITS:
+        if _product_fits(value, multiplier):
             machine_value: i64 = value
             machine_multiplier: i64 = multiplier
             machine_denominator: i64 = denominator
@@ -117,8 +129,7 @@ def mul_div_floor(value: int, multiplier: int, denominator: int) -> int:
         # denominator), exactly; each product fits when value is small
         whole = multiplier // denominator
         part = multiplier % denominator
-        if (value_bits + whole.bit_length() <= _MACHINE_PRODUCT_BITS
-                and value_bits + denominator.bit_length() <= _MACHINE_PRODUCT_BITS):
+        if _product_fits(value, whole) and _product_fits(value, denominator):
             machine_value = value
             machine_whole: i64 = whole
             machine_part: i64 = part
@@ -137,9 +148,8 @@ def mul_div_ceil(value: int, multiplier: int, denominator: int) -> int:
     order, and the extra call and negations cost a third of it in the compiled build).
     """
     assert denominator > 0, "divisor must be positive"
-    value_bits = value.bit_length()
     if denominator <= _MACHINE_DIVISOR_MAX:  # compared inline; a bit length is a call
-        if value_bits + multiplier.bit_length() <= _MACHINE_PRODUCT_BITS:
+        if _product_fits(value, multiplier):
             machine_value: i64 = value
             machine_multiplier: i64 = multiplier
             machine_denominator: i64 = denominator
@@ -148,8 +158,7 @@ def mul_div_ceil(value: int, multiplier: int, denominator: int) -> int:
         # the split of mul_div_floor: value * whole + ceil(value * part / denominator)
         whole = multiplier // denominator
         part = multiplier % denominator
-        if (value_bits + whole.bit_length() <= _MACHINE_PRODUCT_BITS
-                and value_bits + denominator.bit_length() <= _MACHINE_PRODUCT_BITS):
+        if _product_fits(value, whole) and _product_fits(value, denominator):
             machine_value = value
             machine_whole: i64 = whole
             machine_part: i64 = part

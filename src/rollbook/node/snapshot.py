@@ -109,6 +109,9 @@ _FIRST_PRIVATE_FD = 3  # stdin, stdout and stderr stay open in a snapshot child
 _PICKLE_PROTOCOL = 5
 
 _ORDER_LINKS = frozenset({"level", "next", "prev", "position", "subaccount"})
+# derived from ``order_id`` on load (``Order.key``: the id's one int object), so not written:
+# a snapshot's order fields are the same with or without it
+_ORDER_DERIVED = frozenset({"key"})
 _LEVEL_LINKS = frozenset({"head", "tail"})
 
 
@@ -120,7 +123,8 @@ def _attribute_names(cls: type) -> tuple[str, ...]:
     return tuple(sorted(names))
 
 
-_ORDER_FIELDS = tuple(s for s in _attribute_names(Order) if s not in _ORDER_LINKS)
+_ORDER_FIELDS = tuple(s for s in _attribute_names(Order)
+                      if s not in _ORDER_LINKS and s not in _ORDER_DERIVED)
 _LEVEL_FIELDS = tuple(s for s in _attribute_names(PriceLevel) if s not in _LEVEL_LINKS)
 
 
@@ -250,6 +254,7 @@ class _Unpickler(pickle.Unpickler):
         order = Order.__new__(Order)
         for name, value in zip(_ORDER_FIELDS, fields, strict=True):
             setattr(order, name, value)
+        order.key = order.order_id
         order.level = order.prev = order.next = None
         self.links.append((order, owner, number, group_id))
         return order

@@ -108,6 +108,10 @@ DETAIL_BYTES_MAX: Final = 1024  # a refusal's detail is a library's one-line mes
 REQUEST_PIPE_BYTES: Final = 1 << 20
 _FRAME: Final = struct.Struct(">I")
 _WORDS_LENGTH: Final = struct.Struct(">H")
+# every words length a request may carry, packed once: a tuple index per signature on the
+# caller's serial path instead of a struct call
+_WORDS_LENGTHS: Final = tuple(_WORDS_LENGTH.pack(length)
+                              for length in range(STRUCT_WORDS_BYTES_MAX + 1))
 _REFUSAL: Final = struct.Struct(">HH")
 _REPLY_BYTES_MAX: Final = REQUEST_SIGNATURES_MAX * (ANSWER_BYTES + _REFUSAL.size + DETAIL_BYTES_MAX)
 _STATUS_RECOVERED: Final = 0
@@ -414,7 +418,7 @@ class RecoveryProcesses:
                 refused[position] = error
                 continue
             assert len(words) <= STRUCT_WORDS_BYTES_MAX, len(words)
-            parts += (compact, _WORDS_LENGTH.pack(len(words)), words)
+            parts += (compact, _WORDS_LENGTHS[len(words)], words)
         worker = (self._next_worker() if len(refused) < len(chunk) and not self._closed
                   else None)
         if worker is None:
