@@ -1,8 +1,9 @@
 """The integer helpers of ``execution.units`` equal plain Python-int arithmetic, everywhere.
 
-The compiled build computes ``mul``, ``mul_div_floor`` and ``mul_div_ceil`` in 64-bit machine
-integers when the product provably fits; these properties run in both builds (CI runs this
-suite compiled too) and cover both sides of every fits-in-a-word boundary.
+The compiled build computes ``mul``, ``mul_div_floor``, ``mul_div_ceil`` and
+``mul_div_floor_and_ceil`` in 64-bit machine integers when the product provably fits; these
+properties run in both builds (CI runs this suite compiled too) and cover both sides of every
+fits-in-a-word boundary.
 """
 
 from hypothesis import given
@@ -17,6 +18,7 @@ from rollbook.execution.units import (
     mul,
     mul_div_ceil,
     mul_div_floor,
+    mul_div_floor_and_ceil,
 )
 
 # values around the boundaries that matter: 2**20 and 2**42 (``mul``'s compared narrow and wide
@@ -57,6 +59,26 @@ def test_mul_div_floor_with_a_price_sized_multiplier(value: int, multiplier: int
     # the split path (multiplier = whole * denominator + part) is what margin math takes
     assert mul_div_floor(value, multiplier, denominator) == value * multiplier // denominator
     assert mul_div_ceil(value, multiplier, denominator) == -((-value * multiplier) // denominator)
+
+
+@given(ints, ints, ints, positive)
+def test_mul_div_floor_and_ceil_is_the_two_helpers(floor_value: int, ceil_value: int,
+                                                   multiplier: int, denominator: int) -> None:
+    assert mul_div_floor_and_ceil(floor_value, ceil_value, multiplier, denominator) == (
+        floor_value * multiplier // denominator, -((-ceil_value * multiplier) // denominator))
+
+
+@given(st.integers(min_value=-(2**21), max_value=2**21),
+       st.integers(min_value=-(2**21), max_value=2**21), st.one_of(
+           st.sampled_from([0, 10**16, 10**16 + 1, 2**42 * 10**9 - 1, 2**42 * 10**9, 2**62 - 1,
+                            2**62, -(10**16)]), st.integers(min_value=0, max_value=2**62)),
+       st.sampled_from([10**9, 1, 3, 2**42 - 1, 2**42]))
+def test_mul_div_floor_and_ceil_at_a_price_per_lot(floor_value: int, ceil_value: int,
+                                                    multiplier: int, denominator: int) -> None:
+    # margin's shape: sizes in lots (both sides of the narrow bound) times a price per lot
+    # (both sides of the wide quotient and of the machine divisor) over 10**9
+    assert mul_div_floor_and_ceil(floor_value, ceil_value, multiplier, denominator) == (
+        floor_value * multiplier // denominator, -((-ceil_value * multiplier) // denominator))
 
 
 @given(ints, ints)

@@ -138,6 +138,11 @@ def _cases(a: Attack) -> list[tuple[str, str, Any, int, int]]:
         ("negative size", "/v1/orders", _mutate(good, size_lots=-5), 400, 204),
         ("unknown side", "/v1/orders", _mutate(good, side="up"), 400, 204),
         ("bad address", "/v1/orders", _mutate(good, owner="0x1234"), 400, 204),
+        # Python's ``$`` matches before a final newline, which ``bytes.fromhex`` would skip
+        ("newline after the address", "/v1/orders", _mutate(good, owner=good["owner"] + "\n"),
+         400, 204),
+        ("newline after the signature", "/v1/orders",
+         _mutate(good, signature=good["signature"] + "\n"), 401, 110),
         ("integer past 64 bits", "/v1/orders", _mutate(good, price_ticks=1 << 70), 400, 101),
         ("a 5000-digit integer", "/v1/orders", b'{"price_ticks": 1' + b"0" * 5000 + b"}",
          400, 204),
@@ -216,6 +221,9 @@ def test_hostile_queries(live: LiveVenue, attack: Attack) -> None:
         ("/v1/markets/1/book?depth=5&depth=6", 400, 204),
         ("/v1/markets/1/book?side=bid", 400, 202),
         ("/v1/accounts/0x1234/0", 400, 204),
+        (f"/v1/accounts/{owner}%0A/0", 400, 204),  # a final newline: ``$`` alone would pass it
+        (f"/v1/accounts/{owner}/0%0A", 400, 204),
+        ("/v1/markets/1/book?depth=5%0A", 400, 204),
         (f"/v1/accounts/{owner}/70000", 400, 204),
         ("/v1/accounts/0x" + "ab" * 20 + "/0", 404, 208),
         ("/v1/withdrawals/999999/proof", 404, 209),

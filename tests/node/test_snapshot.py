@@ -11,6 +11,7 @@ from conftest import INDEX_100K_QUANTUMS, USDC, Venue
 from rollbook.commitment import apply_and_commit, canonical_root
 from rollbook.execution import Batch, PlaceOrder, Side
 from rollbook.node.snapshot import (
+    _ORDER_FIELDS,
     NodeSnapshot,
     SnapshotError,
     dumps_snapshot,
@@ -57,6 +58,17 @@ def test_deep_books_round_trip_and_trade_on_equally() -> None:
         apply_and_commit(state, commitment, batch)
     assert restored.commitment.root == venue.commitment.root
     restored.commitment.check(restored.state)
+
+
+def test_an_order_key_is_derived_on_load_not_written() -> None:
+    """``Order.key`` (the id's one int object, the orders' dict key) is rebuilt from
+    ``order_id``: a snapshot's order fields are the same with or without it."""
+    assert "key" not in _ORDER_FIELDS and "order_id" in _ORDER_FIELDS
+    venue = _deep_venue()
+    restored = loads_snapshot(dumps_snapshot(_snapshot(venue)))
+    orders = restored.state.orders
+    assert orders and all(order.key == order_id for order_id, order in orders.items())
+    assert all(orders[order.key] is order for order in orders.values())
 
 
 def test_files_are_checked(tmp_path: Path) -> None:

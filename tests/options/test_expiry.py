@@ -27,7 +27,7 @@ from rollbook.execution.events import (
 from rollbook.execution.invariants import check_invariants, total_collateral_quantums
 from rollbook.execution.options.instruments import settlement_price_quantums
 from rollbook.execution.options.lifecycle import _add_sample, expiry_settlement_price_quantums
-from rollbook.execution.state import EXPIRY_SETTLED, OptionExpiry, State
+from rollbook.execution.state import EXPIRY_SETTLED, OptionExpiry, State, mark_subaccount
 
 K100 = 100_000 * USDC
 STRIKES = (95_000 * USDC, K100, 105_000 * USDC)
@@ -186,8 +186,8 @@ def _strip(state: State, owner: bytes, keep_quantums: int) -> None:
     moved = group.collateral_quantums - keep_quantums
     group.collateral_quantums -= moved
     state.subaccounts[(DAVE, 0)].cross.collateral_quantums += moved
-    state.touched_subaccounts.update({state.subaccounts[(owner, 0)],
-                                      state.subaccounts[(DAVE, 0)]})
+    mark_subaccount(state, state.subaccounts[(owner, 0)])
+    mark_subaccount(state, state.subaccounts[(DAVE, 0)])
 
 
 def test_a_bankrupt_short_is_covered_by_the_fund_then_by_the_receivers() -> None:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from rollbook.commitment.state_tree import StateCommitment
 from rollbook.execution.events import Receipt
-from rollbook.execution.state import State
+from rollbook.execution.state import State, mark_order, mark_subaccount
 from rollbook.execution.stf import apply_batch
 from rollbook.execution.txs import Batch
 
@@ -24,8 +24,10 @@ def genesis_commitment(state: State) -> StateCommitment:
     """The commitment of a genesis state; its root is the settlement contract's genesis root."""
     assert state.batch_index == 0, "genesis is the state before batch 1"
     # every record is new to a fresh commitment, whatever an earlier commitment saw
-    state.touched_subaccounts.update(state.subaccounts.values())
-    state.touched_orders.update(state.orders.values())
+    for sub in state.subaccounts.values():
+        mark_subaccount(state, sub)
+    for order in state.orders.values():
+        mark_order(state, order)
     state.touched_markets.update(state.markets)
     state.touched_expiries.update(state.expiries)
     state.touched_quotes.update(state.quotes)

@@ -37,7 +37,7 @@ from rollbook.commitment.leaves import (
     volatility_leaf,
     withdrawal_leaf,
 )
-from rollbook.execution.state import GroupKey, State
+from rollbook.execution.state import GroupKey, State, mark_subaccount
 
 __all__ = ["all_leaves", "collect_updates", "place_updates", "store_leaves"]
 
@@ -102,8 +102,9 @@ def collect_updates(state: State, committed_indexes: dict[int, int],
             updates[(LEAF_OPTION_MARKET, market_id)] = option_market_leaf(market)
     if state.touched_expiries or state.touched_quotes or state.touched_risk_modes:
         _collect_option_updates(state, updates)
-    # the touched sets hold the records themselves (see ``State``); subaccounts are never removed
-    state.touched_subaccounts.add(state.insurance)  # fees, penalties, residuals: always
+    # the touched lists hold the records themselves, possibly a record twice (see ``State``): a
+    # repeat writes the same leaf again. Subaccounts are never removed
+    mark_subaccount(state, state.insurance)  # fees, penalties, residuals: always
     for sub in state.touched_subaccounts:
         updates[(LEAF_SUBACCOUNT, sub.owner, sub.number)] = subaccount_leaf(sub)
     orders = state.orders

@@ -37,7 +37,7 @@ from rollbook.commitment.changes import (
 )
 from rollbook.commitment.leaves import LeafKey, globals_leaf
 from rollbook.commitment.merkle import MerkleTree, hash_leaf
-from rollbook.execution.state import GroupKey, State
+from rollbook.execution.state import GroupKey, State, start_touch_epoch
 
 __all__ = [
     "GLOBALS_SLOT",
@@ -107,8 +107,7 @@ class StateCommitment:
         self._indexes = dict(state.index_prices)
         self._queue = dict(state.liquidation_queue)
         self._withdrawals_next = state.next_withdrawal_id
-        state.touched_subaccounts.clear()
-        state.touched_orders.clear()
+        start_touch_epoch(state)
         state.touched_markets.clear()
         state.touched_expiries.clear()
         state.touched_quotes.clear()

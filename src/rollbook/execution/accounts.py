@@ -46,6 +46,7 @@ from rollbook.execution.state import (
     PendingWithdrawal,
     State,
     Subaccount,
+    mark_subaccount,
 )
 from rollbook.execution.txs import (
     Deposit,
@@ -118,7 +119,7 @@ def deposit(state: State, tx: Deposit, events: list[object]) -> None:
         raise TxRejected(ErrorCode.INVALID_AMOUNT, f"{tx.amount_quantums}")
     sub = _open_subaccount(state, tx.owner, tx.subaccount, from_l1=True)
     sub.cross.collateral_quantums += tx.amount_quantums
-    state.touched_subaccounts.add(sub)
+    mark_subaccount(state, sub)
     state.deposits_quantums_total += tx.amount_quantums
     state.next_deposit_id += 1
     events.append(DepositCredited(tx.deposit_id, tx.owner, tx.subaccount, tx.amount_quantums))
@@ -137,7 +138,7 @@ def _queue_withdrawal(state: State, sub: Subaccount, amount_quantums: int) -> in
     owner claims on the settlement contract once the batch's root is final)."""
     assert amount_quantums > 0
     sub.cross.collateral_quantums -= amount_quantums
-    state.touched_subaccounts.add(sub)
+    mark_subaccount(state, sub)
     state.withdrawals_quantums_total += amount_quantums
     withdrawal_id = state.next_withdrawal_id
     state.next_withdrawal_id += 1
@@ -185,8 +186,8 @@ def transfer(state: State, tx: Transfer, events: list[object]) -> None:
     destination = _open_subaccount(state, tx.to_owner, tx.to_subaccount)
     sub.cross.collateral_quantums -= tx.amount_quantums
     destination.cross.collateral_quantums += tx.amount_quantums
-    state.touched_subaccounts.add(sub)
-    state.touched_subaccounts.add(destination)
+    mark_subaccount(state, sub)
+    mark_subaccount(state, destination)
     events.append(TransferDone(tx.owner, tx.subaccount, tx.to_owner, tx.to_subaccount,
                                tx.amount_quantums))
 
@@ -205,11 +206,11 @@ def set_margin_mode(state: State, tx: SetMarginMode, events: list[object]) -> No
         if 1 + len(sub.isolated) >= GROUPS_PER_SUBACCOUNT_MAX:
             raise TxRejected(ErrorCode.ISOLATED_GROUPS_LIMIT, f"{GROUPS_PER_SUBACCOUNT_MAX - 1}")
         sub.isolated[tx.market_id] = MarginGroup(sub, tx.market_id)
-        state.touched_subaccounts.add(sub)
+        mark_subaccount(state, sub)
         return
     isolated = sub.isolated.pop(tx.market_id)
     sub.cross.collateral_quantums += isolated.collateral_quantums
-    state.touched_subaccounts.add(sub)
+    mark_subaccount(state, sub)
 
 
 def move_isolated_margin(state: State, tx: MoveIsolatedMargin, events: list[object]) -> None:
@@ -225,7 +226,7 @@ def move_isolated_margin(state: State, tx: MoveIsolatedMargin, events: list[obje
     _check_can_release(state, source, abs(amount))
     source.collateral_quantums -= abs(amount)
     destination.collateral_quantums += abs(amount)
-    state.touched_subaccounts.add(sub)
+    mark_subaccount(state, sub)
 
 
 def set_portfolio_margin(state: State, tx: SetPortfolioMargin, events: list[object]) -> None:

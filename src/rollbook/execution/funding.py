@@ -20,7 +20,7 @@ from __future__ import annotations
 from rollbook.execution.config import InstrumentKind
 from rollbook.execution.events import FundingPaid
 from rollbook.execution.margin import position_value_quantums
-from rollbook.execution.state import MarketState, State
+from rollbook.execution.state import MarketState, State, mark_subaccount
 from rollbook.execution.units import PPM, div_ceil, div_floor, div_trunc
 
 __all__ = ["funding_tick", "impact_prices_quantums", "premium_ppm"]
@@ -73,9 +73,8 @@ def _pay(state: State, market: MarketState, rate_ppm: int, events: list[object])
     received = 0
     price = market.index_price_quantums
     lot = market.config.lot_size_nanounits
-    touched = state.touched_subaccounts
     for position in market.holders.values():
-        touched.add(position.group.subaccount)
+        mark_subaccount(state, position.group.subaccount)
         value = position_value_quantums(position.size_lots, price, lot)
         owed = value * rate_ppm  # > 0: this position pays
         if owed > 0:

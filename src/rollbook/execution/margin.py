@@ -43,8 +43,7 @@ from rollbook.execution.units import (
     div_ceil,
     max_abs_int,
     mul,
-    mul_div_ceil,
-    mul_div_floor,
+    mul_div_floor_and_ceil,
 )
 from rollbook.execution.valuation import (
     GroupRisk,
@@ -168,9 +167,10 @@ def _perpetual_initial_terms(market: MarketState, size_lots: int, bid_lots: int,
     config = market.config
     price_lot = mul(market.index_price_quantums, config.lot_size_nanounits)
     worst = max_abs_int(size_lots + bid_lots, size_lots - ask_lots)
-    return (mul_div_floor(size_lots, price_lot, NANOUNITS_PER_UNIT),
-            tiered_requirement_quantums(mul_div_ceil(worst, price_lot, NANOUNITS_PER_UNIT),
-                                        config.margin_tiers, True))
+    # position_value_quantums and notional_quantums at one price per lot, sharing its split
+    value, worst_notional = mul_div_floor_and_ceil(size_lots, worst, price_lot,
+                                                   NANOUNITS_PER_UNIT)
+    return value, tiered_requirement_quantums(worst_notional, config.margin_tiers, True)
 
 
 def change_acceptable(before: GroupRisk, after: GroupRisk) -> bool:

@@ -48,7 +48,14 @@ from rollbook.execution.positions import (
     settle_trade_side_unmarked,
 )
 from rollbook.execution.receipts import Fill, OrderCancelled
-from rollbook.execution.state import MarginGroup, MarketState, Order, Position, State
+from rollbook.execution.state import (
+    MarginGroup,
+    MarketState,
+    Order,
+    Position,
+    State,
+    mark_subaccount,
+)
 from rollbook.execution.txs import SelfTradePrevention
 from rollbook.execution.units import PPM, div_ceil, max_int, mul_div_ceil, mul_div_floor
 
@@ -321,7 +328,7 @@ def apply_plan(state: State, market: MarketState, plan: MatchPlan, taker_positio
                            maker_sub.number, taker_sub.owner, taker_sub.number, taker_is_buy,
                            price, fill, maker_fee, taker_fee))
     if filled:  # the marks settle_trade_side would set per fill, set once
-        state.touched_subaccounts.add(taker_sub)
+        mark_subaccount(state, taker_sub)
         state.touched_markets.add(market_id)
     if taker_fees_to_insurance:
         state.insurance.cross.collateral_quantums += fees_charged

@@ -20,6 +20,8 @@ from rollbook.execution.state import (
     Position,
     State,
     Subaccount,
+    mark_order,
+    mark_subaccount,
 )
 from rollbook.execution.units import abs_int, max_int, mul_div_floor
 
@@ -62,7 +64,7 @@ def settle_trade_side(state: State, market: MarketState, position: Position,
                       size_lots_signed: int, quote_quantums_signed: int,
                       fee_quantums: int) -> None:
     """Apply one side of a trade: ``size_lots_signed`` > 0 buys, paying ``quote``."""
-    state.touched_subaccounts.add(position.group.subaccount)
+    mark_subaccount(state, position.group.subaccount)
     state.touched_markets.add(position.market_id)
     settle_trade_side_unmarked(market, position, size_lots_signed, quote_quantums_signed,
                                fee_quantums)
@@ -73,7 +75,7 @@ def settle_trade_side_unmarked(market: MarketState, position: Position, size_lot
     """``settle_trade_side`` without marking the subaccount and the market touched.
 
     For a caller that marks them once for many trades (a sweep marks the taker and the market
-    once, and each maker's order removal or shrink marks the maker): the marks are set lookups,
+    once, and each maker's order removal or shrink marks the maker): the marks are stamp checks,
     a fixed part of every fill otherwise.
     """
     assert size_lots_signed != 0
@@ -109,8 +111,8 @@ def settle_trade_side_unmarked(market: MarketState, position: Position, size_lot
 def rest_order(state: State, market: MarketState, subaccount: Subaccount, position: Position,
                order: Order) -> None:
     market.book.add(order)
-    state.touched_orders.add(order)
-    state.touched_subaccounts.add(subaccount)
+    mark_order(state, order)
+    mark_subaccount(state, subaccount)
     if order.is_buy:
         position.open_bid_lots += order.size_lots
     else:
@@ -130,8 +132,8 @@ def remove_resting_order(state: State, market: MarketState, order: Order,
     """
     market.book.remove(order)
     subaccount = order.subaccount
-    state.touched_orders.add(order)
-    state.touched_subaccounts.add(subaccount)
+    mark_order(state, order)
+    mark_subaccount(state, subaccount)
     position = order.position
     if order.is_buy:
         position.open_bid_lots -= order.size_lots
@@ -158,8 +160,8 @@ def shrink_resting_order(state: State, market: MarketState, order: Order,
                          size_lots: int) -> None:
     """Take ``size_lots`` off a resting order in place (it keeps its priority)."""
     market.book.reduce(order, size_lots)
-    state.touched_orders.add(order)
-    state.touched_subaccounts.add(order.subaccount)
+    mark_order(state, order)
+    mark_subaccount(state, order.subaccount)
     if order.is_buy:
         order.position.open_bid_lots -= size_lots
     else:

@@ -32,8 +32,8 @@ Invariants (checked by ``rollbook.execution.invariants``):
 - a group with a position meets maintenance margin or is in the liquidation queue.
 
 Determinism: dicts are iterated only where their insertion order is itself replayed state, or
-after sorting; nothing here depends on hashing order. (The ``touched_*`` sets are iterated by the
-commitment, whose result does not depend on their order.)
+after sorting; nothing here depends on hashing order. (The ``touched_*`` collections are iterated
+by the commitment, whose result does not depend on their order.)
 """
 
 from __future__ import annotations
@@ -65,6 +65,7 @@ __all__ = [
     "EXPIRY_LISTED",
     "EXPIRY_SETTLED",
     "INSURANCE_OWNER",
+    "UNTOUCHED",
     "MarginGroup",
     "MarketState",
     "OptionExpiry",
@@ -79,6 +80,9 @@ __all__ = [
     "State",
     "Subaccount",
     "genesis_state",
+    "mark_order",
+    "mark_subaccount",
+    "start_touch_epoch",
 ]
 
 INSURANCE_OWNER: Final = bytes(20)
@@ -96,6 +100,8 @@ EXPIRY_LISTED: Final = 0
 EXPIRY_CLOSED: Final = 1
 EXPIRY_SETTLED: Final = 2
 NO_SAMPLE_MS: Final = -1
+# a record's ``touched_epoch`` before its first mark: below every ``State.touch_epoch`` (>= 1)
+UNTOUCHED: Final = 0
 
 
 @mypyc_attr(allow_interpreted_subclasses=True)
@@ -151,7 +157,8 @@ class MarginGroup:
 
 @mypyc_attr(allow_interpreted_subclasses=True)
 class Subaccount:
-    __slots__ = ("client_orders", "cross", "isolated", "key", "number", "orders", "owner")
+    __slots__ = ("client_orders", "cross", "isolated", "key", "number", "orders", "owner",
+                 "touched_epoch")
 
     def __init__(self, owner: bytes, number: int) -> None:
         self.owner = owner
@@ -161,6 +168,7 @@ class Subaccount:
         self.isolated: dict[int, MarginGroup] = {}
         self.orders: dict[int, Order] = {}  # open orders by order id, in placement order
         self.client_orders: dict[int, Order] = {}
+        self.touched_epoch = UNTOUCHED  # not state: see ``mark_subaccount``
 
     def group_for(self, market_id: int) -> MarginGroup:
         if not self.isolated:  # the common case: cross margin only, no lookup
@@ -181,7 +189,7 @@ class Order:
 
     __slots__ = ("client_order_id", "is_buy", "key", "level", "market_id", "next", "order_id",
                  "position", "post_only", "prev", "price_ticks", "self_trade", "size_lots",
-                 "subaccount")
+                 "subaccount", "touched_epoch")
 
     def __init__(self, order_id: int, subaccount: Subaccount, position: Position,
                  market_id: int, is_buy: bool, price_ticks: int, size_lots: int,
@@ -204,6 +212,7 @@ class Order:
         self.prev: Order | None = None
         self.next: Order | None = None
         self.level: PriceLevel | None = None
+        self.touched_epoch = UNTOUCHED  # not state: see ``mark_order``
 
 
 @mypyc_attr(allow_interpreted_subclasses=True)
@@ -487,10 +496,17 @@ class State:
     last commitment (subaccounts and orders as the records themselves, markets by id), so that the
     commitment re-encodes only those. Marking is over-approximate (marking an unchanged record
     costs a rehash, never a wrong root); missing a mark would be a wrong root, which the
-    commitment's full consistency check (used by the tests after every batch) catches. A record
-    marks itself, not its key: a record hashes by identity, so a mark on the hot path builds no
-    key (an order id or an ``(owner, number)`` tuple) to hash and compare. An order marked and then
-    removed stays in the set until the commit, which sees that its id left ``orders``.
+    commitment's full consistency check (used by the tests after every batch) catches. An order
+    marked and then removed stays marked until the commit, which sees that its id left ``orders``.
+
+    Orders and subaccounts, marked on every order transaction, are kept in lists with a stamp per
+    record (``mark_order``, ``mark_subaccount``): a record is appended when its
+    ``touched_epoch`` differs from ``touch_epoch``, which the commitment advances when it empties
+    the lists (``start_touch_epoch``). A stamp comparison and an append cost a fraction of a set
+    insertion (hashing and probing) in the compiled build. A list may name a record twice (say,
+    after a node snapshot restored orders with blank stamps mid-batch): the commitment's leaf
+    updates are a dict, so a repeat re-encodes the same leaf. The other marks stay sets (of
+    keys), set rarely.
 
     ``owners`` indexes ``subaccounts`` by owner, then number (kept by ``add_subaccount``): a
     transaction names its subaccount by the two, and two lookups on the fields cost less than
@@ -502,9 +518,9 @@ class State:
                  "liquidation_queue", "markets", "next_deposit_id", "next_forced_id",
                  "next_liquidation_seq", "next_order_id", "next_withdrawal_id",
                  "oracle_timestamp_ms", "orders", "owners", "pending_withdrawals", "quotes", "risk",
-                 "smiles", "subaccounts", "timestamp_ms", "touched_expiries", "touched_markets",
-                 "touched_orders", "touched_quotes", "touched_risk_modes", "touched_subaccounts",
-                 "withdrawals_quantums_total")
+                 "smiles", "subaccounts", "timestamp_ms", "touch_epoch", "touched_expiries",
+                 "touched_markets", "touched_orders", "touched_quotes", "touched_risk_modes",
+                 "touched_subaccounts", "withdrawals_quantums_total")
 
     def __init__(self, config: VenueConfig) -> None:
         validate_venue(config)
@@ -543,8 +559,10 @@ class State:
         # FIFO of groups below maintenance -> their sequence number (the committed order)
         self.liquidation_queue: dict[GroupKey, int] = {}
         self.next_liquidation_seq = 1
-        self.touched_subaccounts: set[Subaccount] = {self.insurance}
-        self.touched_orders: set[Order] = set()
+        self.touch_epoch = UNTOUCHED + 1
+        self.touched_subaccounts: list[Subaccount] = []
+        self.touched_orders: list[Order] = []
+        mark_subaccount(self, self.insurance)
         self.touched_markets: set[int] = set(self.markets)
         self.touched_expiries: set[ExpiryKey] = set(self.expiries)  # expiry and smile leaves
         self.touched_quotes: set[QuoteKey] = set()
@@ -570,6 +588,30 @@ class State:
         if sub is None:
             return None
         return sub.cross if key[2] == CROSS_GROUP else sub.isolated.get(key[2])
+
+
+def mark_order(state: State, order: Order) -> None:
+    """Name ``order`` in ``state.touched_orders`` once per commitment epoch (see ``State``)."""
+    epoch = state.touch_epoch
+    if order.touched_epoch != epoch:
+        order.touched_epoch = epoch
+        state.touched_orders.append(order)
+
+
+def mark_subaccount(state: State, sub: Subaccount) -> None:
+    """Name ``sub`` in ``state.touched_subaccounts`` once per commitment epoch (see ``State``)."""
+    epoch = state.touch_epoch
+    if sub.touched_epoch != epoch:
+        sub.touched_epoch = epoch
+        state.touched_subaccounts.append(sub)
+
+
+def start_touch_epoch(state: State) -> None:
+    """Empty the order and subaccount marks (the commitment encoded them): a new epoch, so every
+    record's stamp is stale and its next mark appends it again."""
+    state.touched_orders.clear()
+    state.touched_subaccounts.clear()
+    state.touch_epoch += 1
 
 
 def attach_option(state: State, market: MarketState) -> OptionMarket:

@@ -44,6 +44,7 @@ __all__ = [
     "mul",
     "mul_div_ceil",
     "mul_div_floor",
+    "mul_div_floor_and_ceil",
 ]
 
 QUANTUMS_PER_USDC: Final = 10**6
@@ -119,7 +120,11 @@ def mul_div_floor(value: int, multiplier: int, denominator: int) -> int:
     """``floor(value * multiplier / denominator)`` without intermediate rounding."""
     assert denominator > 0, "divisor must be positive"
     if denominator <= _MACHINE_DIVISOR_MAX:  # compared inline; a bit length is a call
-        if _product_fits(value, multiplier):
+        # the common shape first, inline: a notional in quantums times a rate or a size
+        # (``_product_fits``' first case, which a call would check)
+        if ((-_NARROW_FACTOR_BOUND < multiplier < _NARROW_FACTOR_BOUND
+             and -_WIDE_FACTOR_BOUND < value < _WIDE_FACTOR_BOUND)
+                or _product_fits(value, multiplier)):
             machine_value: i64 = value
             machine_multiplier: i64 = multiplier
             machine_denominator: i64 = denominator
@@ -149,7 +154,11 @@ def mul_div_ceil(value: int, multiplier: int, denominator: int) -> int:
     """
     assert denominator > 0, "divisor must be positive"
     if denominator <= _MACHINE_DIVISOR_MAX:  # compared inline; a bit length is a call
-        if _product_fits(value, multiplier):
+        # the common shape first, inline: a notional in quantums times a rate or a size
+        # (``_product_fits``' first case, which a call would check)
+        if ((-_NARROW_FACTOR_BOUND < multiplier < _NARROW_FACTOR_BOUND
+             and -_WIDE_FACTOR_BOUND < value < _WIDE_FACTOR_BOUND)
+                or _product_fits(value, multiplier)):
             machine_value: i64 = value
             machine_multiplier: i64 = multiplier
             machine_denominator: i64 = denominator
@@ -166,6 +175,36 @@ def mul_div_ceil(value: int, multiplier: int, denominator: int) -> int:
             return (machine_value * machine_whole
                     - (-(machine_value * machine_part)) // machine_denominator)
     return -(-(value * multiplier) // denominator)
+
+
+def mul_div_floor_and_ceil(floor_value: int, ceil_value: int, multiplier: int,
+                           denominator: int) -> tuple[int, int]:
+    """``(mul_div_floor(floor_value, multiplier, denominator),
+    mul_div_ceil(ceil_value, multiplier, denominator))``: two sizes at one large per-unit value,
+    such as a position's value (floor) and its worst-case notional (ceil) at its price per lot.
+
+    With multiplier = whole * denominator + part, 0 <= part < denominator, the results are
+    value * whole plus floor (or ceil) of value * part / denominator, exactly; the split is
+    computed once for both, in machine integers when the values are narrow (a size in lots), the
+    multiplier and the denominator wide (a price per lot in nanounit quantums, 10**9): each
+    product is then below 2**62. Otherwise the two general helpers.
+    """
+    assert denominator > 0, "divisor must be positive"
+    if (0 <= multiplier <= _MACHINE_DIVISOR_MAX and denominator < _WIDE_FACTOR_BOUND
+            and -_NARROW_FACTOR_BOUND < floor_value < _NARROW_FACTOR_BOUND
+            and -_NARROW_FACTOR_BOUND < ceil_value < _NARROW_FACTOR_BOUND):
+        machine_multiplier: i64 = multiplier
+        machine_denominator: i64 = denominator
+        whole = machine_multiplier // machine_denominator
+        if whole < _WIDE_FACTOR_BOUND:
+            # 0 <= part < denominator < 2**42 and whole < 2**42: narrow times wide, both
+            part = machine_multiplier - whole * machine_denominator
+            machine_floor: i64 = floor_value
+            machine_ceil: i64 = ceil_value
+            return (machine_floor * whole + machine_floor * part // machine_denominator,
+                    machine_ceil * whole - (-(machine_ceil * part)) // machine_denominator)
+    return (mul_div_floor(floor_value, multiplier, denominator),
+            mul_div_ceil(ceil_value, multiplier, denominator))
 
 
 def abs_int(value: int) -> int:

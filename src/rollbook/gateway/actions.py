@@ -98,8 +98,12 @@ SIGNATURE_HEX_CHARS_MAX = 2 + 4 * SIGNATURE_BYTES  # room for a wrong length to 
 _INT64_MIN = -(1 << 63)
 _INT64_MAX = (1 << 63) - 1
 
+_ADDRESS_HEX_CHARS = 2 + 2 * 20
+# the length as well as the pattern: Python's ``$`` (msgspec matches with ``re``) also matches
+# before a final newline, which ``bytes.fromhex`` would then skip (JSON Schema's ``$`` would not)
 Address = Annotated[str, msgspec.Meta(
-    pattern="^0x[0-9a-fA-F]{40}$", description="a 20-byte address, 0x-prefixed hex")]
+    pattern="^0x[0-9a-fA-F]{40}$", min_length=_ADDRESS_HEX_CHARS, max_length=_ADDRESS_HEX_CHARS,
+    description="a 20-byte address, 0x-prefixed hex")]
 # 0x and hex pairs. The 65-byte signature every action carries matches the first group in one
 # bounded repeat of a character class; Python's re takes about 3 µs for the same string as 65
 # repeats of a pair group, which was most of the event loop's decoding time per action (the
@@ -346,6 +350,8 @@ def address_hex(value: bytes) -> str:
 
 
 def _signature(value: str) -> bytes:
+    if value[-1:] == "\n":  # the one character the schema's ``$`` lets through (see Address)
+        raise AdmissionError(AdmissionCode.SIGNATURE_MALFORMED, "a newline after the hex")
     raw = bytes.fromhex(value[2:])
     if len(raw) != SIGNATURE_BYTES:
         raise AdmissionError(AdmissionCode.SIGNATURE_MALFORMED, f"{len(raw)} bytes")

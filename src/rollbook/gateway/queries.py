@@ -45,7 +45,7 @@ _UINT = re.compile(r"^[0-9]{1,20}$")
 
 
 def _uint_param(raw: str, name: str, low: int, high: int) -> int:
-    if not _UINT.match(raw):
+    if not _UINT.fullmatch(raw):  # fullmatch: ``$`` alone allows a final newline
         raise ApiError(GatewayCode.INVALID_VALUE, f"{name} must be an integer, got {raw[:40]!r}")
     value = int(raw)
     if not low <= value <= high:
@@ -69,7 +69,7 @@ def _query(request: web.Request, allowed: dict[str, tuple[int, int, int]]) -> di
 
 
 def _owner(raw: str) -> bytes:
-    if not _ADDRESS.match(raw):
+    if not _ADDRESS.fullmatch(raw):
         raise ApiError(GatewayCode.INVALID_VALUE, "owner must be 0x + 40 hex characters")
     return bytes.fromhex(raw[2:])
 

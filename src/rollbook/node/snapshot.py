@@ -64,6 +64,7 @@ from rollbook.execution.options.mmp import MmpBook, MmpWindow
 from rollbook.execution.options.portfolio import ScenarioCache
 from rollbook.execution.state import (
     CROSS_GROUP,
+    UNTOUCHED,
     MarginGroup,
     MarketState,
     OptionExpiry,
@@ -109,9 +110,10 @@ _FIRST_PRIVATE_FD = 3  # stdin, stdout and stderr stay open in a snapshot child
 _PICKLE_PROTOCOL = 5
 
 _ORDER_LINKS = frozenset({"level", "next", "prev", "position", "subaccount"})
-# derived from ``order_id`` on load (``Order.key``: the id's one int object), so not written:
-# a snapshot's order fields are the same with or without it
-_ORDER_DERIVED = frozenset({"key"})
+# derived on load, so not written: ``Order.key`` from ``order_id`` (the id's one int object) and
+# ``Order.touched_epoch``, not state (a commitment mark; blank on load, see ``State``): a
+# snapshot's order fields are the same with or without them
+_ORDER_DERIVED = frozenset({"key", "touched_epoch"})
 _LEVEL_LINKS = frozenset({"head", "tail"})
 
 
@@ -255,6 +257,7 @@ class _Unpickler(pickle.Unpickler):
         for name, value in zip(_ORDER_FIELDS, fields, strict=True):
             setattr(order, name, value)
         order.key = order.order_id
+        order.touched_epoch = UNTOUCHED
         order.level = order.prev = order.next = None
         self.links.append((order, owner, number, group_id))
         return order

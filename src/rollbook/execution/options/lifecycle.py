@@ -75,6 +75,7 @@ from rollbook.execution.state import (
     OptionExpiry,
     State,
     attach_option,
+    mark_subaccount,
 )
 from rollbook.execution.txs import DelistOption, ExpireOptions, ListOption
 from rollbook.execution.units import NANOUNITS_PER_UNIT, div_ceil, div_floor
@@ -287,7 +288,7 @@ def _settle(state: State, expiry: OptionExpiry, events: list[object]) -> None:
     assert residual >= 0, "settlement never pays out more than it collects"
     insurance = state.insurance.cross
     insurance.collateral_quantums += residual
-    state.touched_subaccounts.add(state.insurance)
+    mark_subaccount(state, state.insurance)
     shortfall, from_fund, haircut, uncovered = _cover_shortfalls(state, groups, received)
     expiry.status = EXPIRY_SETTLED
     expiry.settlement_price_quantums = price
@@ -314,7 +315,7 @@ def _cover_shortfalls(state: State, groups: dict[GroupKey, MarginGroup],
         if equity < 0:
             group.collateral_quantums -= equity
             shortfall -= equity
-            state.touched_subaccounts.add(group.subaccount)
+            mark_subaccount(state, group.subaccount)
     if shortfall == 0:
         return 0, 0, 0, 0
     fund = group_risk(markets, insurance)
@@ -339,9 +340,9 @@ def _cover_shortfalls(state: State, groups: dict[GroupKey, MarginGroup],
             take = min(available, div_ceil(take_total * available, total))
             groups[key].collateral_quantums -= take
             haircut += take
-            state.touched_subaccounts.add(groups[key].subaccount)
+            mark_subaccount(state, groups[key].subaccount)
         # rounding may take a little more than needed: the excess is the fund's
         insurance.collateral_quantums += haircut - rest
     uncovered = max(0, rest - haircut)
-    state.touched_subaccounts.add(state.insurance)
+    mark_subaccount(state, state.insurance)
     return shortfall, from_fund, haircut, uncovered

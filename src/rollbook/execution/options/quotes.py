@@ -46,6 +46,7 @@ from rollbook.execution.state import (
     QuoteLadder,
     State,
     Subaccount,
+    mark_subaccount,
 )
 from rollbook.execution.txs import MassQuote, SelfTradePrevention, SetMmp, Side
 
@@ -183,7 +184,7 @@ def mass_quote(state: State, tx: MassQuote, events: list[object]) -> None:
     if ladder.is_empty():
         del state.quotes[key]
     state.touched_quotes.add(key)
-    state.touched_subaccounts.add(sub)
+    mark_subaccount(state, sub)
 
 
 def _records_after(sub: Subaccount, old: list[Order], quoted: dict[int, MarketState]) -> int:
