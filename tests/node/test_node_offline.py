@@ -473,6 +473,23 @@ def test_a_stopped_node_takes_nothing(tmp_path: Path) -> None:
     assert key(1) != key(2)
 
 
+def test_a_temporary_data_directory_is_removed_at_stop_and_a_given_one_kept(
+        tmp_path: Path) -> None:
+    # no data directory configured: the node makes one, which no later start could find
+    given = offline_config(tmp_path)
+    temporary = Node(dataclasses.replace(
+        given, storage=dataclasses.replace(given.storage, data_dir=None)))
+    temporary.start()
+    made = temporary.data_dir
+    assert made is not None and made != tmp_path and (made / "wal").is_dir()
+    temporary.stop()
+    assert not made.exists()
+    kept = Node(given)
+    kept.start()
+    kept.stop()
+    assert kept.data_dir == tmp_path and any((tmp_path / "wal").glob("*.wal"))
+
+
 def test_a_failing_sequencer_answers_everyone_and_restarts(tmp_path: Path) -> None:
     config = offline_config(tmp_path)
     node = Node(config)

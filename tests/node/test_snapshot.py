@@ -71,6 +71,20 @@ def test_an_order_key_is_derived_on_load_not_written() -> None:
     assert all(orders[order.key] is order for order in orders.values())
 
 
+def test_the_primary_subaccount_index_is_derived_on_load_not_written() -> None:
+    """``State.primary_subaccounts`` is rebuilt from ``owners`` on load (the same records), and
+    a snapshot's bytes do not name it."""
+    venue = _deep_venue()
+    venue.run_ok(venue.deposit(OWNERS[0], USDC, 2))  # a non-primary subaccount too
+    payload = dumps_snapshot(_snapshot(venue))
+    assert b"primary_subaccounts" not in payload
+    state = loads_snapshot(payload).state
+    index = state.primary_subaccounts
+    assert index.keys() == venue.state.primary_subaccounts.keys()
+    assert index.keys() == {owner for owner, numbers in state.owners.items() if 0 in numbers}
+    assert all(index[owner] is numbers[0] for owner, numbers in state.owners.items())
+
+
 def test_files_are_checked(tmp_path: Path) -> None:
     venue = Venue()
     venue.run_ok(venue.oracle(INDEX_100K_QUANTUMS))

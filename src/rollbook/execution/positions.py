@@ -23,7 +23,7 @@ from rollbook.execution.state import (
     mark_order,
     mark_subaccount,
 )
-from rollbook.execution.units import abs_int, max_int, mul_div_floor
+from rollbook.execution.units import abs_int, mul_div_floor
 
 __all__ = [
     "consume_maker_lots",
@@ -100,7 +100,8 @@ def settle_trade_side_unmarked(market: MarketState, position: Position, size_lot
             quote_quantums_signed, new if size_lots_signed > 0 else -new,
             abs_int(size_lots_signed))
     position.size_lots = new
-    market.open_interest_lots += max_int(new, 0) - max_int(old, 0)
+    # max_int(new, 0) - max_int(old, 0), as inline comparisons (every fill settles two sides)
+    market.open_interest_lots += (new if new > 0 else 0) - (old if old > 0 else 0)
     key = group.key
     if new == 0:
         market.holders.pop(key, None)
@@ -111,7 +112,11 @@ def settle_trade_side_unmarked(market: MarketState, position: Position, size_lot
 def rest_order(state: State, market: MarketState, subaccount: Subaccount, position: Position,
                order: Order) -> None:
     market.book.add(order)
-    mark_order(state, order)
+    # ``mark_order`` for a new order, whose stamp is never the current epoch: the call and the
+    # stamp comparison are a fixed part of every resting order otherwise
+    assert order.touched_epoch != state.touch_epoch
+    order.touched_epoch = state.touch_epoch
+    state.touched_orders.append(order)
     mark_subaccount(state, subaccount)
     if order.is_buy:
         position.open_bid_lots += order.size_lots

@@ -65,6 +65,7 @@ __all__ = [
     "EXPIRY_LISTED",
     "EXPIRY_SETTLED",
     "INSURANCE_OWNER",
+    "PRIMARY_SUBACCOUNT",
     "UNTOUCHED",
     "MarginGroup",
     "MarketState",
@@ -87,6 +88,8 @@ __all__ = [
 
 INSURANCE_OWNER: Final = bytes(20)
 INSURANCE_SUBACCOUNT: Final = 0
+# the subaccount number a client names unless it splits its account (``State.primary_subaccounts``)
+PRIMARY_SUBACCOUNT: Final = 0
 CROSS_GROUP: Final = 0  # group key for cross margin; isolated groups use their market id (>= 1)
 
 SubaccountKey = tuple[bytes, int]
@@ -325,7 +328,11 @@ class OrderBook:
         else:
             levels = self.asks
             prices = self.ask_prices
-        index = _bisect_left(prices, price_ticks)
+        # the best level first (a fill empties it), found without the search: the best bid is
+        # the list's last price, the best ask its first
+        index = len(prices) - 1 if is_buy else 0
+        if prices[index] != price_ticks:
+            index = _bisect_left(prices, price_ticks)
         assert prices[index] == price_ticks
         # the list's element is the dict's key object (see ``add``): deleting by it is an
         # identity hit, with no freshly boxed price
@@ -510,14 +517,18 @@ class State:
 
     ``owners`` indexes ``subaccounts`` by owner, then number (kept by ``add_subaccount``): a
     transaction names its subaccount by the two, and two lookups on the fields cost less than
-    building, hashing and comparing an ``(owner, number)`` tuple.
+    building, hashing and comparing an ``(owner, number)`` tuple. ``primary_subaccounts`` maps
+    an owner to its subaccount ``PRIMARY_SUBACCOUNT``, the one nearly every transaction names,
+    in one lookup. Both are derived from ``subaccounts`` and not state: ``primary_subaccounts``
+    is not written to a snapshot but rebuilt on load (``index_primary_subaccounts``).
     """
 
     __slots__ = ("batch_index", "config", "deposits_quantums_total", "expiries",
                  "fee_pool_quantums", "index_prices", "insurance", "known_indices",
                  "liquidation_queue", "markets", "next_deposit_id", "next_forced_id",
                  "next_liquidation_seq", "next_order_id", "next_withdrawal_id",
-                 "oracle_timestamp_ms", "orders", "owners", "pending_withdrawals", "quotes", "risk",
+                 "oracle_timestamp_ms", "orders", "owners", "pending_withdrawals",
+                 "primary_subaccounts", "quotes", "risk",
                  "smiles", "subaccounts", "timestamp_ms", "touch_epoch", "touched_expiries",
                  "touched_markets", "touched_orders", "touched_quotes", "touched_risk_modes",
                  "touched_subaccounts", "withdrawals_quantums_total")
@@ -545,6 +556,7 @@ class State:
         self.oracle_timestamp_ms = 0
         self.subaccounts: dict[SubaccountKey, Subaccount] = {}
         self.owners: dict[bytes, dict[int, Subaccount]] = {}
+        self.primary_subaccounts: dict[bytes, Subaccount] = {}
         self.insurance = Subaccount(INSURANCE_OWNER, INSURANCE_SUBACCOUNT)
         self.add_subaccount(self.insurance)
         self.orders: dict[int, Order] = {}
@@ -577,6 +589,14 @@ class State:
             numbers = {}
             self.owners[sub.owner] = numbers
         numbers[sub.number] = sub
+        if sub.number == PRIMARY_SUBACCOUNT:
+            self.primary_subaccounts[sub.owner] = sub
+
+    def index_primary_subaccounts(self) -> None:
+        """Rebuild the derived ``primary_subaccounts`` from ``owners`` (after a snapshot load)."""
+        self.primary_subaccounts = {
+            owner: numbers[PRIMARY_SUBACCOUNT] for owner, numbers in self.owners.items()
+            if PRIMARY_SUBACCOUNT in numbers}
 
     def subaccount(self, owner: bytes, number: int) -> Subaccount | None:
         """``subaccounts.get((owner, number))``, through ``owners`` (no key tuple)."""

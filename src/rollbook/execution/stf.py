@@ -262,14 +262,17 @@ def apply_batch(state: State, batch: Batch) -> list[Receipt]:
     begin_batch(state, batch.index, batch.timestamp_ms)
     limit = state.config.batch_cost_max
     used = 0
-    receipts: list[Receipt] = []
+    transactions = batch.transactions
+    # sized once and filled by index: appending grows the list step by step, each step a
+    # reallocation that copies what it holds (a batch holds thousands of receipts)
+    receipts: list[Receipt] = [_BATCH_FULL] * len(transactions)
     bounds = _static_cost_bounds(state.config)
     # the order kinds' bounds read once (a dict lookup per transaction costs more than the checks)
     place_bound = bounds[PlaceOrder]
     cancel_bound = bounds[CancelOrder]
     # every transaction appends its events here (see _apply_transaction); dropped at the end
     events: list[object] = []
-    for tx in batch.transactions:
+    for index, tx in enumerate(transactions):
         kind = type(tx)
         # ``bound`` stays a plain int (an ``int | None`` is boxed in the compiled build)
         if kind is PlaceOrder:
@@ -280,13 +283,12 @@ def apply_batch(state: State, batch: Batch) -> list[Receipt]:
             kind_bound = bounds.get(kind)
             if kind_bound is None:
                 # an unknown kind: a rejection receipt
-                receipts.append(_apply_transaction(state, tx, events))
+                receipts[index] = _apply_transaction(state, tx, events)
                 continue
             bound = kind_bound
         if used + bound > limit:
-            receipts.append(_BATCH_FULL)
-            continue
+            continue  # its receipt is already _BATCH_FULL
         receipt = _apply_transaction(state, tx, events)
         used += receipt.cost_units
-        receipts.append(receipt)
+        receipts[index] = receipt
     return receipts

@@ -402,6 +402,12 @@ _TO_ACTION: dict[type[_Action], Callable[[Any], UserAction]] = {
 assert set(_TO_ACTION) == set(ACTION_STRUCTS)
 
 
+# the action types that name one market (by exact type: wire structs are final; a set, not an
+# ``A | B`` union, which ``isinstance`` would have rebuilt on every call: every order's check)
+_NAMES_ONE_MARKET: frozenset[type] = frozenset(
+    (PlaceOrderAction, CancelAllAction, SetMarginModeAction, MoveIsolatedMarginAction))
+
+
 def to_signed(wire: SignedAction) -> SignedTransaction:
     """The signed transaction a decoded wire action stands for.
 
@@ -412,18 +418,19 @@ def to_signed(wire: SignedAction) -> SignedTransaction:
 
 def market_of(wire: SignedAction) -> int | None:
     """The market an action names (None when it names none; 0 is "every market")."""
-    if isinstance(wire, PlaceOrderAction | CancelAllAction | SetMarginModeAction
-                  | MoveIsolatedMarginAction):
-        return wire.market_id
+    if type(wire) in _NAMES_ONE_MARKET:
+        return wire.market_id  # type: ignore[union-attr]
     return None
 
 
 def markets_of(wire: SignedAction) -> tuple[int, ...]:
     """Every market an action names, in order, without repeats (a mass quote names several)."""
-    if isinstance(wire, MassQuoteAction):
-        return tuple(dict.fromkeys(q.market_id for q in wire.quotes))
-    market_id = market_of(wire)
-    return () if market_id is None else (market_id,)
+    kind = type(wire)
+    if kind in _NAMES_ONE_MARKET:  # first: every order is checked here
+        return (wire.market_id,)  # type: ignore[union-attr]
+    if kind is MassQuoteAction:
+        return tuple(dict.fromkeys(q.market_id for q in wire.quotes))  # type: ignore[union-attr]
+    return ()
 
 
 def from_signed(signed: SignedTransaction) -> SignedAction:

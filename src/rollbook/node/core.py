@@ -71,6 +71,7 @@ import json
 import logging
 import os
 import queue
+import shutil
 import tempfile
 import threading
 import time
@@ -325,6 +326,7 @@ class Node:
         self._last_submission = 0.0  # monotonic time of the latest submission (GC)
         self._gc_full_at = time.monotonic()  # the latest full collection (sequencer)
         self.data_dir: Path | None = None
+        self._temporary_data_dir: Path | None = None  # see ``_start``
         self.domain: Eip712Domain | None = None
         self.venue: VenueConfig | None = None
         self.link: Any = None  # ChainLink when there is a chain
@@ -429,6 +431,9 @@ class Node:
         data_dir = storage.data_dir or Path(tempfile.mkdtemp(prefix="rollbook-node-"))
         data_dir.mkdir(parents=True, exist_ok=True)
         self.data_dir = data_dir
+        # a directory this node made for itself: no later start can find it again (each makes
+        # its own), so it is removed when the node stops rather than left behind in /tmp
+        self._temporary_data_dir = data_dir if storage.data_dir is None else None
         wal_dir = data_dir / WAL_DIRECTORY
         remembered = self._read_metadata()
         chain_kind = config.chain.kind
@@ -740,11 +745,21 @@ class Node:
             self._wal = None
         if self.link is not None:  # the embedded chain's process ends with the node
             self.link.close()
+        self._remove_temporary_data_dir()
         self._threads = []
         self._running = False
         if self._switch_lowered:
             self._switch_lowered = False
             SWITCH_INTERVAL.release()
+
+    def _remove_temporary_data_dir(self) -> None:
+        """Remove the data directory the node made for itself (see ``_start``), once its log
+        is closed and its threads and snapshot writers have stopped."""
+        directory, self._temporary_data_dir = self._temporary_data_dir, None
+        if directory is None:
+            return
+        shutil.rmtree(directory, ignore_errors=True)
+        log.info("removed the node's temporary data directory %s", directory)
 
     def _refuse_queued(self, refusal: BaseException) -> None:
         """Answer every inbound item nobody will sequence (the sequencer is gone)."""

@@ -115,6 +115,9 @@ _ORDER_LINKS = frozenset({"level", "next", "prev", "position", "subaccount"})
 # snapshot's order fields are the same with or without them
 _ORDER_DERIVED = frozenset({"key", "touched_epoch"})
 _LEVEL_LINKS = frozenset({"head", "tail"})
+# ``State.primary_subaccounts`` is an index over ``owners``, rebuilt on load: not written, so a
+# snapshot's bytes are the same with or without it
+_STATE_DERIVED = frozenset({"primary_subaccounts"})
 
 
 def _attribute_names(cls: type) -> tuple[str, ...]:
@@ -184,6 +187,7 @@ def _new_risk() -> RiskContext:
 _SLOTTED = (MarginGroup, MarketState, MmpBook, MmpWindow, OptionExpiry, OptionMarket, OrderBook,
             PendingWithdrawal, Position, QuoteLadder, ScenarioCache, State, Subaccount)
 _SLOTTED_NAMES = {cls: _attribute_names(cls) for cls in _SLOTTED}
+_SLOTTED_NAMES[State] = tuple(s for s in _SLOTTED_NAMES[State] if s not in _STATE_DERIVED)
 
 
 def _reduce_slotted(obj: Any) -> tuple[Any, ...]:
@@ -288,6 +292,7 @@ def loads_snapshot(payload: bytes) -> NodeSnapshot:
     if not isinstance(snapshot, NodeSnapshot):
         raise SnapshotError(f"payload is a {type(snapshot).__name__}, not a NodeSnapshot")
     _relink(snapshot.state, unpickler.links)
+    snapshot.state.index_primary_subaccounts()
     return snapshot
 
 

@@ -18,10 +18,15 @@ fills (reaching that many triggers), which bounds its leaf.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from rollbook.execution.events import MmpTriggered
 from rollbook.execution.options.portfolio import position_risk
 from rollbook.execution.positions import remove_resting_order
-from rollbook.execution.state import MarketState, Order, QuoteLadder, State
+from rollbook.execution.state import MarketState, QuoteLadder, State
+
+if TYPE_CHECKING:  # matching imports this module
+    from rollbook.execution.matching import MatchStep
 
 __all__ = [
     "MASS_QUOTE_QUOTES_MAX",
@@ -50,7 +55,7 @@ def cancel_ladder_quotes(state: State, ladder: QuoteLadder) -> tuple[int, ...]:
 
 
 def record_quote_fills(state: State, market: MarketState,
-                       steps: list[tuple[Order, int, int, int, int]],
+                       steps: list[MatchStep],
                        events: list[object]) -> None:
     """After a sweep of an option market's book: count protected fills, trigger, cancel."""
     option = market.option
@@ -59,9 +64,11 @@ def record_quote_fills(state: State, market: MarketState,
     index_id = spec.index_id
     now_ms = state.timestamp_ms
     triggered: list[QuoteLadder] = []
-    for order, fill_lots, cancel_reason, _, _ in steps:
-        if cancel_reason or fill_lots == 0:
+    for step in steps:
+        fill_lots = step.fill_lots
+        if step.cancel_reason or fill_lots == 0:
             continue
+        order = step.order
         sub = order.subaccount
         ladder = state.quotes.get((sub.owner, sub.number, index_id))
         if ladder is None or ladder.mmp is None or order.order_id not in ladder.quote_order_ids:
