@@ -17,18 +17,41 @@ sequencer, committer) and the verifier's recovery threads stall on that wait. ``
 lowers the interval while at least one holder needs it (``lower``/``release``, counted; the
 previous value comes back when the last holder releases). It changes when threads switch, never
 what any of them computes.
+
+Background processes: a process whose work can wait (the embedded chain's EVM, a snapshot's
+pickling child) calls ``lower_to_background`` so that the node's threads, its recovery workers
+and its clients run first on a machine with few cores.
 """
 
 from __future__ import annotations
 
+import contextlib
 import gc
+import os
 import sys
 import threading
 
-__all__ = ["GC_THRESHOLDS", "SWITCH_INTERVAL", "SwitchInterval", "tune_gc_for_throughput"]
+__all__ = ["BACKGROUND_NICE_INCREMENT", "GC_THRESHOLDS", "SWITCH_INTERVAL", "SwitchInterval",
+           "lower_to_background", "tune_gc_for_throughput"]
+
+# Where Linux's SCHED_IDLE class is missing (or refused): the portable fallback's nice increment
+BACKGROUND_NICE_INCREMENT = 10
 
 # (young allocations before a collection, young collections per middle, middle per old)
 GC_THRESHOLDS = (50_000, 20, 100)
+
+
+def lower_to_background() -> None:
+    """Run this process on CPU time nobody else wants: Linux's SCHED_IDLE class (a waking
+    normal thread preempts it at once), else ``BACKGROUND_NICE_INCREMENT``. Under full
+    saturation it starves until the load drops, which background work may."""
+    try:
+        os.sched_setscheduler(0, os.SCHED_IDLE, os.sched_param(0))
+        return
+    except (AttributeError, OSError):  # not Linux, or refused: the portable fallback
+        pass
+    with contextlib.suppress(AttributeError, OSError):
+        os.nice(BACKGROUND_NICE_INCREMENT)
 
 
 def tune_gc_for_throughput() -> None:

@@ -79,6 +79,7 @@ from rollbook.execution.state import (
     State,
     Subaccount,
 )
+from rollbook.runtime import lower_to_background
 
 __all__ = [
     "SNAPSHOT_FORMAT",
@@ -366,6 +367,11 @@ def fork_and_write(directory: Path, snapshot: NodeSnapshot) -> int:
     try:  # the child: never returns, never runs the parent's cleanup
         # the WAL's lock and any socket must not outlive the node in this child
         os.closerange(_FIRST_PRIVATE_FD, _max_fd())
+        # background work: pickling takes a core for about a second, and on a machine with few
+        # cores the node's threads and recovery workers must run first (measured at 5,000
+        # orders/s on 2 cores, a snapshot in the phase: ack p99 14.8 and 42 ms, max 51 and 104
+        # ms, against 5.1 and 3.7 ms without one); the node renames the file whenever it is done
+        lower_to_background()
         write_temporary(directory, snapshot.batch_index, snapshot.wal_sequence,
                         dumps_snapshot(snapshot), os.getpid())
         status = 0

@@ -35,7 +35,7 @@ Lifetime: the child lives until ``close()`` (``Chain.close``) or until its stdin
 file, which is also what happens when the parent dies, however it dies: no orphan keeps running.
 It ignores SIGINT, so that Ctrl-C on ``rollbook node`` stops the node, which then closes the chain.
 It runs in Linux's SCHED_IDLE class (elsewhere at a lower priority): settlement is background
-work, and the node's threads preempt it (see CHILD_NICE_INCREMENT).
+work, and the node's threads preempt it (``rollbook.runtime.lower_to_background``).
 """
 
 from __future__ import annotations
@@ -58,6 +58,7 @@ from web3.providers import BaseProvider
 from web3.providers.eth_tester import EthereumTesterProvider
 from web3.types import RPCEndpoint, RPCResponse
 
+from rollbook.runtime import lower_to_background
 from rollbook.settlement._compile import CompiledContract
 from rollbook.settlement.chain import Chain, ChainError, ContractHandle, Receipt
 
@@ -79,8 +80,7 @@ CONSTANT_METHODS = frozenset({"eth_chainId", "eth_accounts"})
 # at 1,000 orders/s 1.6-2.0 ms against 4.3-5.5 ms, p99 at 5,000/s 21-72 ms against 56-265 ms,
 # the chain getting the same CPU (about 0.2 core) since the node leaves the rest idle. Under
 # full saturation it starves and publication falls behind (caught up when the load drops).
-# Elsewhere: nice +CHILD_NICE_INCREMENT.
-CHILD_NICE_INCREMENT = 10
+# Elsewhere: a nice increment. Both: ``rollbook.runtime.lower_to_background``.
 
 
 class EmbeddedChainError(ChainError):
@@ -307,17 +307,6 @@ class _ChildEndpoint:
             self.tester.time_travel(timestamp + (timestamp - stamped))
 
 
-def _lower_priority() -> None:
-    """SCHED_IDLE where there is one (Linux), else a nice increment (see CHILD_NICE_INCREMENT)."""
-    try:
-        os.sched_setscheduler(0, os.SCHED_IDLE, os.sched_param(0))
-        return
-    except (AttributeError, OSError):  # not Linux, or refused: the portable fallback
-        pass
-    with contextlib.suppress(AttributeError, OSError):
-        os.nice(CHILD_NICE_INCREMENT)
-
-
 def _wire_contract(compiled: CompiledContract) -> tuple[str, list[dict[str, Any]], bytes]:
     # the ABI entries are read-only views (not picklable): plain dicts on the wire
     return (compiled.name, [dict(entry) for entry in compiled.abi], compiled.bytecode)
@@ -338,7 +327,7 @@ def _serve() -> int:
     # only once started (before "ready", which the parent may check): started in SCHED_IDLE,
     # the imports and the genesis state starved past CHILD_START_TIMEOUT_S on a machine whose
     # cores other work kept busy (seen in a CI run)
-    _lower_priority()
+    lower_to_background()
     _write_frame(answers, ("ready", endpoint.dev_keys()))
     while True:
         try:
