@@ -112,11 +112,7 @@ def settle_trade_side_unmarked(market: MarketState, position: Position, size_lot
 def rest_order(state: State, market: MarketState, subaccount: Subaccount, position: Position,
                order: Order) -> None:
     market.book.add(order)
-    # ``mark_order`` for a new order, whose stamp is never the current epoch: the call and the
-    # stamp comparison are a fixed part of every resting order otherwise
-    assert order.touched_epoch != state.touch_epoch
-    order.touched_epoch = state.touch_epoch
-    state.touched_orders.append(order)
+    mark_order(state, order)
     mark_subaccount(state, subaccount)
     if order.is_buy:
         position.open_bid_lots += order.size_lots
